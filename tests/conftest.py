@@ -1,0 +1,26 @@
+import os
+
+import pytest
+
+from httpfixture import FixtureServer
+
+# Nothing in the test run may reach for a model hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def http_server():
+    server = FixtureServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path, monkeypatch):
+    """No test reads the developer's own config or writes into their data folder."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    for key in list(os.environ):
+        if key.startswith("RQ_"):
+            monkeypatch.delenv(key)
