@@ -1,0 +1,272 @@
+"""The `rq` command line: the only module that prints or exits.
+
+Data goes to stdout (tables, or JSON with --json); progress, warnings and
+errors go to stderr. Exit codes: 0 ok, 1 failure, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+from rq.errors import RqError, UsageError
+
+app = typer.Typer(
+    help="Search and mine a Markdown reading queue.\n\nExample: rq search \"real-time recsys\"",
+    no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+QueueOpt = Annotated[Optional[Path], typer.Option(
+    "--queue", "-q", help="Markdown queue file (default: RQ_QUEUE, configs/rq.toml, else the embedded sample).",
+    show_default=False)]
+IndexOpt = Annotated[Optional[Path], typer.Option(
+    "--index", help="Index folder (default: one per queue; see `rq status`).", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _stdout():
+    from rich.console import Console
+    # Piped output keeps one resource per line instead of wrapping at 80 columns.
+    width = None if sys.stdout.isatty() else 400
+    return Console(soft_wrap=True, highlight=False, markup=False, width=width)
+
+
+def _stderr():
+    from rich.console import Console
+    return Console(stderr=True, highlight=False)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def handles_errors(func: Callable) -> Callable:
+    """Turn rq's own exceptions into one line on stderr and the right exit code."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except RqError as exc:
+            _stderr().print(f"[bold red]rq:[/] {exc}", markup=True)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            _stderr().print("rq: interrupted; what was done so far is kept")
+            raise typer.Exit(130) from None
+    return wrapper
+
+
+def settings_from(**flags: Any):
+    from rq.settings import load_settings
+    return load_settings(flags)
+
+
+class _Bar:
+    """A rich progress bar on stderr, driven by the core's progress(done, total, what) callback."""
+
+    def __init__(self, label: str) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        self.progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TextColumn("[dim]{task.fields[what]}"), console=_stderr(), transient=False)
+        self.task = None
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.__exit__(*exc)
+
+    def __call__(self, done: int, total: int, what: str = "") -> None:
+        if self.task is None:
+            self.task = self.progress.add_task("", total=total, what="")
+        self.progress.update(self.task, completed=done, total=total, what=what[-60:])
+
+
+@app.command()
+@handles_errors
+def ingest(
+    queue: QueueOpt = None,
+    index: IndexOpt = None,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Fetch every link again, fresh or not.")] = False,
+    allow_private: Annotated[bool, typer.Option(
+        "--allow-private", help="Let links reach loopback/private addresses (off: a shared list must not probe your network).")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Fetch every link of the queue, extract its text and archive both.
+
+    A re-run fetches only what is stale and extracts only what changed.
+
+    Example: rq ingest --queue ~/notes/reading.md
+    """
+    from rq.ingest import ingest as run_ingest
+
+    settings = settings_from(queue=queue, index=index, refresh=refresh or None, allow_private=allow_private or None)
+    with _Bar("fetching") as bar:
+        summary = run_ingest(settings, progress=bar)
+    if json_out:
+        emit_json(summary.as_dict())
+    else:
+        _print_ingest_summary(summary)
+    if not summary.did_something:
+        raise typer.Exit(1)
+
+
+def _print_ingest_summary(summary) -> None:
+    err = _stderr()
+    failed = sum(summary.failed.values())
+    err.print(f"{summary.resources} resources: {summary.fetched} fetched, {summary.unchanged} unchanged, "
+              f"{summary.fresh} fresh (skipped), {failed} failed"
+              + (f", {summary.not_web} not web links" if summary.not_web else "")
+              + (f", {summary.no_text} without text" if summary.no_text else "")
+              + f" in {summary.seconds:.1f}s")
+    for reason, count in summary.failed.most_common():
+        err.print(f"  failed ({reason}): {count}")
+    if failed:
+        err.print("  links that could not be fetched are indexed from their title, note and section")
+    for failure in summary.failures[:10]:
+        err.print(f"  [dim]{failure['id']} {failure['reason']}: {failure['url']} ({failure['detail']})[/]")
+
+
+@app.command()
+@handles_errors
+def status(queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False) -> None:
+    """Which queue and index are in use, and counts by read state and fetch status.
+
+    Example: rq status --json
+    """
+    from rq.status import load_views, summarize
+
+    location, parsed, items = load_views(settings_from(queue=queue, index=index))
+    data = summarize(location, parsed, items)
+    if json_out:
+        emit_json(data)
+        return
+    out = _stdout()
+    out.print(f"queue: {data['queue']}" + (" (embedded default)" if data["embedded_default"] else ""))
+    out.print(f"index: {data['index']}")
+    out.print(f"resources: {data['resources']} in {data['sections']} sections ({data['empty_sections']} empty)")
+    out.print("read state: " + ", ".join(f"{k} {v}" for k, v in sorted(data["by_state"].items())))
+    out.print("fetch: " + ", ".join(f"{k} {v}" for k, v in sorted(data["by_fetch"].items())))
+    if data["failed_by_reason"]:
+        out.print("failed: " + ", ".join(f"{k} {v}" for k, v in sorted(data["failed_by_reason"].items())))
+    for warning in data["warnings"]:
+        _stderr().print(f"warning: {warning}")
+
+
+def _state_mark(state: str | None) -> str:
+    return {"read": "[x]", "unread": "[ ]"}.get(state or "", " · ")
+
+
+@app.command("ls")
+@handles_errors
+def list_resources(
+    queue: QueueOpt = None,
+    index: IndexOpt = None,
+    section: Annotated[Optional[str], typer.Option("--section", "-s", help="Only sections whose path contains this text.")] = None,
+    unread: Annotated[bool, typer.Option("--unread", help="Only resources not marked read.")] = False,
+    failed: Annotated[bool, typer.Option("--failed", help="Only resources whose last fetch failed.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """List resources: id, read state, section, title, fetch status.
+
+    Example: rq ls --unread --section "Blog Posts"
+    """
+    from rq.status import load_views
+
+    _, _, items = load_views(settings_from(queue=queue, index=index))
+    if section:
+        items = [v for v in items if section.lower() in v.section.lower()]
+    if unread:
+        items = [v for v in items if not v.is_read]
+    if failed:
+        items = [v for v in items if v.fetch == "failed"]
+    if json_out:
+        emit_json([v.as_dict() for v in items])
+        return
+    from rich.table import Table
+    from rich.text import Text
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for col in ("id", "", "section", "title", "fetch"):
+        table.add_column(col, overflow="fold")
+    for v in items:
+        fetch = v.fetch + (f": {v.reason}" if v.reason else "")
+        table.add_row(*(Text(cell) for cell in (v.id, _state_mark(v.state), v.section, v.title, fetch)))
+    _stdout().print(table)
+
+
+@app.command()
+@handles_errors
+def show(
+    resource: Annotated[str, typer.Argument(help="Resource id (or a unique prefix of one), or its URL.")],
+    queue: QueueOpt = None,
+    index: IndexOpt = None,
+    chars: Annotated[int, typer.Option("--chars", help="How much of the extracted text to show.")] = 800,
+    json_out: JsonOpt = False,
+) -> None:
+    """One resource: where it sits in the queue, its extracted text's head and its fetch history.
+
+    Example: rq show 6de98d1b
+    """
+    from rq.resolve import resolve_resource
+    from rq.ingest import open_for, sync_queue
+    from rq.status import describe
+
+    location, parsed, archive = open_for(settings_from(queue=queue, index=index))
+    try:
+        sync_queue(archive, parsed)
+        res = resolve_resource(parsed, resource)
+        doc = archive.document(res.id)
+        history = archive.fetch_history(res.id)
+        view = describe(res, history[0] if history else None, doc)
+    finally:
+        archive.close()
+    text = doc["text"] if doc is not None else ""
+    data = {**view.as_dict(), "text_head": text[:chars], "text_chars": len(text),
+            "document": {k: doc[k] for k in ("kind", "title", "author", "date", "pages", "problem")} if doc else None,
+            "history": [h.__dict__ for h in history]}
+    if json_out:
+        emit_json(data)
+        return
+    _print_show(data)
+
+
+def _print_show(data: dict) -> None:
+    import datetime as dt
+    out = _stdout()
+    from rich.markup import escape
+    out.print(f"[bold]{escape(data['title'])}[/]  ({data['id']})", markup=True)
+    out.print(f"{data['url']}")
+    out.print(f"section: {data['section'] or '(none)'}   state: {data['state'] or 'no checkbox'}   "
+              f"line {data['line_no']}" + (f" (also lines {data['places'][1:]})" if len(data['places']) > 1 else ""))
+    if data["note"]:
+        out.print(f"note: {data['note']}")
+    for link in data["extra_links"]:
+        out.print(f"also: {link}")
+    out.print(f"fetch: {data['fetch']}" + (f" ({data['reason']}: {data['detail']})" if data["reason"] else ""))
+    if data["text_head"]:
+        out.print(f"\n--- text ({data['text_chars']} chars) ---\n{data['text_head']}")
+    elif data["fetch"] != "archived":
+        out.print("\nno archived text: search uses its title, note and section")
+    if data["history"]:
+        out.print("\n--- fetch history ---")
+        for h in data["history"]:
+            when = dt.datetime.fromtimestamp(h["at"]).strftime("%Y-%m-%d %H:%M:%S")
+            out.print(f"{when}  {h['outcome']:<12} {h['reason'] or '':<12} {h['http_status'] or '':<4} {h['detail']}")
+
+
+def main() -> None:
+    try:
+        app()
+    except UsageError as exc:  # raised before a command started
+        _stderr().print(f"rq: {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Ingest: queue -> fetch -> extract -> archive, resumable and incremental.
+
+Each link is stored in its own transaction as soon as it is fetched, so a run
+killed midway keeps what it did and the next run picks up the rest. A link
+fetched within the freshness window is not fetched again; a body whose hash is
+already archived for that resource is not extracted again; a link that fails
+keeps its last good document, so search still works after the link dies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Callable
+
+from rq.paths import Location, locate
+from rq.queue import Queue, Resource, read_queue
+from rq.settings import Settings
+from rq.storage import Archive, FetchRecord, open_archive, writer_lock
+from rq.urls import fetch_url, is_web_url
+
+# Failures that will not heal by themselves within the freshness window.
+PERMANENT_REASONS = frozenset({"not_found", "blocked", "bad_url", "too_large"})
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class IngestSummary:
+    queue: str
+    index: str
+    resources: int = 0
+    added: int = 0
+    removed: int = 0
+    fresh: int = 0  # skipped: fetched recently
+    fetched: int = 0  # new or changed content, extracted
+    unchanged: int = 0  # 304 or identical body: nothing extracted
+    not_web: int = 0
+    failed: Counter = field(default_factory=Counter)
+    no_text: int = 0
+    failures: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def did_something(self) -> bool:
+        return self.resources == 0 or bool(self.fetched or self.unchanged or self.fresh or self.not_web)
+
+    def as_dict(self) -> dict:
+        data = dict(self.__dict__)
+        data["failed"] = dict(self.failed)
+        return data
+
+
+def resource_row(resource: Resource) -> dict:
+    return {
+        "id": resource.id, "url": resource.url, "fetch_url": fetch_url(resource.url),
+        "title": resource.title, "note": resource.note, "section": resource.section,
+        "state": resource.state, "line_no": resource.line_no, "extra_links": resource.extra_links,
+    }
+
+
+def sync_queue(archive: Archive, queue: Queue) -> tuple[int, int]:
+    """Mirror the parsed queue into the archive's resources table: (added, removed)."""
+    return archive.sync_resources([resource_row(r) for r in queue.resources])
+
+
+def open_for(settings: Settings, create: bool = True) -> tuple[Location, Queue, Archive]:
+    """Parse the queue and open its archive; the shared start of every command."""
+    location = locate(settings)
+    queue = read_queue(location.queue_path)
+    archive = open_archive(location.index_dir, location.queue_key, create=create)
+    return location, queue, archive
+
+
+def _needs_fetch(last: FetchRecord | None, settings: Settings, now: float) -> bool:
+    if settings.refresh or last is None:
+        return True
+    age = now - last.at
+    fresh = age < settings.freshness_days * 86400
+    if last.outcome in ("ok", "not_modified"):
+        return not fresh
+    return not (fresh and last.reason in PERMANENT_REASONS)
+
+
+def plan_fetches(archive: Archive, queue: Queue, settings: Settings, summary: IngestSummary):
+    from rq.fetch import FetchRequest
+
+    now = time.time()
+    last = archive.last_fetches()
+    requests = []
+    for resource in queue.resources:
+        if not is_web_url(resource.url):
+            summary.not_web += 1
+            continue
+        if not _needs_fetch(last.get(resource.id), settings, now):
+            summary.fresh += 1
+            continue
+        good = archive.last_fetch(resource.id, ok_only=True)
+        has_doc = archive.document(resource.id) is not None
+        requests.append(FetchRequest(
+            url=fetch_url(resource.url),
+            etag=good.etag if good and has_doc and not settings.refresh else None,
+            last_modified=good.last_modified if good and has_doc and not settings.refresh else None,
+            key=resource.id,
+        ))
+    return requests
+
+
+def ingest(settings: Settings, progress: Progress | None = None) -> IngestSummary:
+    location = locate(settings)
+    queue = read_queue(location.queue_path)
+    started = time.monotonic()
+    summary = IngestSummary(queue=str(location.queue_path), index=str(location.index_dir),
+                            resources=len(queue.resources))
+    with writer_lock(location.index_dir):
+        archive = open_archive(location.index_dir, location.queue_key)
+        try:
+            summary.added, summary.removed = sync_queue(archive, queue)
+            requests = plan_fetches(archive, queue, settings, summary)
+            _fetch_and_store(archive, requests, settings, summary, progress)
+        finally:
+            archive.close()
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+def _fetch_and_store(archive: Archive, requests: list, settings: Settings,
+                     summary: IngestSummary, progress: Progress | None) -> None:
+    from rq.extract import ExtractorPool
+    from rq.fetch import fetch_all
+
+    total = len(requests)
+    if progress:
+        progress(0, total, "fetching")
+    with ExtractorPool(settings) as pool:
+        for done, result in enumerate(fetch_all(requests, settings), start=1):
+            store_result(archive, result, pool, settings, summary)
+            if progress:
+                progress(done, total, result.request.url)
+
+
+def _record(result, body_sha: str | None) -> FetchRecord:
+    return FetchRecord(
+        resource_id=result.request.key, url=result.request.url, at=result.fetched_at,
+        outcome=result.outcome, reason=result.reason, detail=result.detail,
+        http_status=result.http_status, final_url=result.final_url, content_type=result.content_type,
+        etag=result.etag, last_modified=result.last_modified, body_sha=body_sha,
+        bytes=len(result.body) if result.body is not None else None,
+        attempts=result.attempts, elapsed=result.elapsed,
+    )
+
+
+def store_result(archive: Archive, result, pool, settings: Settings, summary: IngestSummary) -> None:
+    resource_id = result.request.key
+    if result.outcome == "failed":
+        archive.add_fetch(_record(result, None))
+        summary.failed[result.reason] += 1
+        summary.failures.append({"id": resource_id, "url": result.request.url,
+                                 "reason": result.reason, "detail": result.detail})
+        return
+    if result.outcome == "not_modified":
+        previous = archive.document(resource_id)
+        archive.add_fetch(_record(result, previous["body_sha"] if previous else None))
+        summary.unchanged += 1
+        return
+    body_sha = archive.put_body(result.body)
+    previous = archive.document(resource_id)
+    if previous is not None and previous["body_sha"] == body_sha:
+        archive.add_fetch(_record(result, body_sha))
+        summary.unchanged += 1
+        return
+    doc = pool.extract(result.body, result.content_type, result.final_url or result.request.url)
+    archive.put_document(resource_id, body_sha, doc, _record(result, body_sha))
+    summary.fetched += 1
+    if not doc.text.strip():
+        summary.no_text += 1
