@@ -35,19 +35,19 @@ class Link:
 
 
 def _pairs(line: str, open_ch: str, close_ch: str) -> dict[int, int]:
-    """Map each opening bracket to its matching close; unmatched ones are absent."""
+    """Map each opening bracket to its matching close; unmatched ones are absent.
+
+    Only bracket characters and escapes are visited, so a long line of prose costs
+    one regex scan rather than a Python loop over every character.
+    """
     stack: list[int] = []
     pairs: dict[int, int] = {}
-    escaped = False
-    for i, ch in enumerate(line):
-        if escaped:
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch == open_ch:
-            stack.append(i)
+    for m in re.finditer(r"\\.|[" + re.escape(open_ch + close_ch) + "]", line):
+        ch = m.group(0)
+        if ch == open_ch:
+            stack.append(m.start())
         elif ch == close_ch and stack:
-            pairs[stack.pop()] = i
+            pairs[stack.pop()] = m.start()
     return pairs
 
 
@@ -64,11 +64,10 @@ def _markdown_links(line: str) -> list[Link]:
     squares = _pairs(line, "[", "]")
     parens = _pairs(line, "(", ")")
     links: list[Link] = []
-    i = 0
-    while i < len(line):
-        close = squares.get(i) if line[i] == "[" else None
-        if close is None or close + 1 >= len(line) or line[close + 1] != "(" or (close + 1) not in parens:
-            i += 1
+    pos = 0
+    for i in sorted(squares):
+        close = squares[i]
+        if i < pos or close + 1 >= len(line) or line[close + 1] != "(" or (close + 1) not in parens:
             continue
         end = parens[close + 1]
         text = line[i + 1:close]
@@ -77,15 +76,20 @@ def _markdown_links(line: str) -> list[Link]:
         start = i - 1 if image else i
         links.append(Link(kind, _plain(text), _destination(line[close + 2:end]),
                           start, end + 1, badge="![" in text))
-        i = end + 1
+        pos = end + 1
     return links
 
 
 def _mask(line: str, spans: list[tuple[int, int]]) -> str:
-    chars = list(line)
-    for start, end in spans:
-        chars[start:end] = " " * (end - start)
-    return "".join(chars)
+    """Blank out the given spans, keeping every other character's offset."""
+    pieces, pos = [], 0
+    for start, end in sorted(spans):
+        if start < pos:
+            continue
+        pieces += [line[pos:start], " " * (end - start)]
+        pos = end
+    pieces.append(line[pos:])
+    return "".join(pieces)
 
 
 def find_links(line: str) -> list[Link]:

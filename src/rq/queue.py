@@ -27,6 +27,7 @@ _ITEM = re.compile(
 _BARE_BOX = re.compile(r"^(?P<indent>[ \t]*)(?P<box>\[(?: |x|X|)\])(?=[ \t]|$)")
 _HTML_LI = re.compile(r"^[ \t]*<li\b", re.I)
 _COMMENT_OPEN, _COMMENT_CLOSE = "<!--", "-->"
+MAX_NOTE_CHARS = 2000  # a note is a line of commentary; a megabyte line is not read as one
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ class _Parser:
                 self.warnings.append(ParseWarning(line_no, "checkbox item without a link; skipped"))
             return
         first = web[0]
-        rest = line[first.end:]
+        rest = line[first.end:first.end + MAX_NOTE_CHARS]
         note = _clean_note(strip_inline_markup(rest))
         insert_at = match.end("gap") if match and "marker" in match.groupdict() else indent
         title = first.text or _text_before(line, match, first) or _title_from_url(first.url)
