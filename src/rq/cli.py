@@ -260,6 +260,96 @@ def _print_show(data: dict) -> None:
             out.print(f"{when}  {h['outcome']:<12} {h['reason'] or '':<12} {h['http_status'] or '':<4} {h['detail']}")
 
 
+@app.command("index")
+@handles_errors
+def index_cmd(
+    queue: QueueOpt = None,
+    index: IndexOpt = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Rebuild even if up to date (vectors still come from the cache).")] = False,
+    model: Annotated[Optional[str], typer.Option("--model", help="Embedding model name or local folder.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Cut archived text into passages, embed them and build the vector and keyword indexes.
+
+    Unchanged passages are never embedded twice. `rq search` runs this by itself when needed.
+
+    Example: rq index --rebuild
+    """
+    from rq.index import build_index
+
+    settings = settings_from(queue=queue, index=index, model=model)
+    with _Bar("embedding") as bar:
+        report = build_index(settings, progress=bar, force=rebuild)
+    if json_out:
+        emit_json(report.__dict__)
+        return
+    if report.built:
+        _stderr().print(f"index built ({report.reason}): {report.passages} passages of {report.resources} "
+                        f"resources, {report.embedded} embedded, {report.cached} from cache, "
+                        f"{report.vector_index} vectors, {report.seconds:.1f}s")
+    else:
+        _stderr().print(f"index up to date: {report.passages} passages of {report.resources} resources")
+
+
+@app.command()
+@handles_errors
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, in your own words.")],
+    k: Annotated[int, typer.Option("-k", help="How many resources to show.")] = 10,
+    section: Annotated[Optional[str], typer.Option("--section", "-s", help="Only sections whose path contains this text.")] = None,
+    unread: Annotated[bool, typer.Option("--unread", help="Only resources not marked read.")] = False,
+    read: Annotated[bool, typer.Option("--read", help="Only resources marked read.")] = False,
+    kind: Annotated[Optional[str], typer.Option("--type", help="Only html or pdf documents.")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid (default), dense or keyword.")] = "hybrid",
+    queue: QueueOpt = None,
+    index: IndexOpt = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Embedding model the index was built with.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Find resources by what their pages say, with the passage that matched.
+
+    Example: rq search "real-time recsys" -k 5 --unread
+    """
+    from rq.search import Filters, search as run_search
+
+    if unread and read:
+        raise UsageError("--read and --unread exclude each other")
+    if kind is not None and kind not in ("html", "pdf"):
+        raise UsageError("--type takes html or pdf")
+    settings = settings_from(queue=queue, index=index, model=model)
+    filters = Filters(section=section, read=True if read else (False if unread else None), kind=kind)
+    err = _stderr()
+    with _Bar("indexing") as bar:
+        response = run_search(settings, query, k=k, mode=mode, filters=filters,
+                              notice=lambda m: err.print(f"rq: {m}", markup=False), progress=bar)
+    if json_out:
+        emit_json({"query": response.query, "mode": response.mode, "notices": response.notices,
+                   "results": [h.as_dict() for h in response.hits]})
+        return
+    _print_hits(response)
+
+
+def _print_hits(response) -> None:
+    from rich.text import Text
+    out = _stdout()
+    if not response.hits:
+        out.print("no results")
+        return
+    for hit in response.hits:
+        head = Text(f"{hit.rank:>2}. ", style="bold")
+        head.append(hit.title, style="bold")
+        head.append(f"  {_state_mark(hit.state)} {hit.id}  {hit.score:.3f}", style="dim")
+        out.print(head)
+        fetch = hit.fetch + (f": {hit.reason}" if hit.reason else "")
+        if hit.passage_source == "meta" and hit.fetch != "archived":
+            fetch += "; matched on title/note/section only"
+        out.print(Text(f"    {hit.section or '(no section)'} | {fetch} | {hit.url}", style="dim"))
+        passage = Text("    " + hit.passage)
+        for start, end in hit.highlights:
+            passage.stylize("bold yellow", start + 4, end + 4)
+        out.print(passage)
+
+
 def main() -> None:
     try:
         app()

@@ -54,6 +54,8 @@ class Settings:
     embed_batch_size: int = 32
     vector_index: str = "auto"  # auto | flat | hnsw
     hnsw_above: int = 50_000  # passages; see benchmarks/RESULTS.md
+    fusion: str = "convex"  # convex | rrf
+    fusion_norm: str = "tmm"  # tmm | minmax | zscore (convex only)
     hybrid_alpha: float = 0.5  # weight of the dense score in the fusion
     threads: int = 0  # 0: let rq pick
 

@@ -46,6 +46,14 @@ CREATE TABLE IF NOT EXISTS documents (
     text_sha TEXT NOT NULL, title TEXT, author TEXT, date TEXT, pages INTEGER, charset TEXT,
     problem TEXT, detail TEXT NOT NULL, extracted_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS passages (
+    id INTEGER PRIMARY KEY, resource_id TEXT NOT NULL, ord INTEGER NOT NULL, source TEXT NOT NULL,
+    text TEXT NOT NULL, hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS passages_by_resource ON passages(resource_id, ord);
+CREATE TABLE IF NOT EXISTS embeddings (
+    model TEXT NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, hash)
+);
 CREATE TABLE IF NOT EXISTS read_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, resource_id TEXT NOT NULL, at REAL NOT NULL, state TEXT NOT NULL
 );
@@ -242,6 +250,45 @@ class Archive:
                 (resource_id, body_sha, doc.kind, doc.text, sha256_hex(doc.text.encode("utf-8", "surrogatepass")),
                  doc.title, doc.author, doc.date, doc.pages, doc.charset, doc.problem, doc.detail, time.time()),
             )
+
+    # -- passages and the embedding cache -----------------------------------
+    def replace_passages(self, rows: list[tuple[str, int, str, str, str]]) -> int:
+        """Swap in a new passage table (resource_id, ord, source, text, hash) and bump the
+        generation; the derived vector files carry the generation they were built from."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM passages")
+            conn.executemany(
+                "INSERT INTO passages(id, resource_id, ord, source, text, hash) VALUES (?, ?, ?, ?, ?, ?)",
+                [(i, *row) for i, row in enumerate(rows)])
+            generation = int(self.meta("generation", "0") or 0) + 1
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('generation', ?)", (str(generation),))
+        return generation
+
+    def passages(self) -> list[sqlite3.Row]:
+        return list(self.conn.execute("SELECT * FROM passages ORDER BY id"))
+
+    def passages_by_id(self, ids) -> dict[int, sqlite3.Row]:
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        return {row["id"]: row for row in self.conn.execute(f"SELECT * FROM passages WHERE id IN ({marks})", ids)}
+
+    def cached_vectors(self, model: str, hashes: list[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        unique = list(dict.fromkeys(hashes))
+        for start in range(0, len(unique), 500):
+            batch = unique[start:start + 500]
+            marks = ",".join("?" * len(batch))
+            for row in self.conn.execute(
+                    f"SELECT hash, vector FROM embeddings WHERE model = ? AND hash IN ({marks})", [model, *batch]):
+                found[row[0]] = row[1]
+        return found
+
+    def cache_vectors(self, model: str, items: list[tuple[str, bytes]]) -> None:
+        with self.transaction() as conn:
+            conn.executemany("INSERT OR REPLACE INTO embeddings(model, hash, vector) VALUES (?, ?, ?)",
+                             [(model, h, v) for h, v in items])
 
     # -- read events -----------------------------------------------------------
     def add_read_event(self, resource_id: str, state: str, at: float | None = None) -> None:

@@ -1,0 +1,188 @@
+"""`rq search`: hybrid dense + keyword retrieval over passages, rolled up to resources."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from rq.errors import UsageError
+from rq.index import build_index, load_index, make_embedder, staleness
+from rq.ingest import open_for, sync_queue
+from rq.settings import Settings
+from rq.status import describe
+
+MODES = ("hybrid", "dense", "keyword")
+_WORD = re.compile(r"[\w][\w\-.+#]*\w|\w", re.UNICODE)
+_STOP = frozenset("a an and are as at be by for from how i in is it of on or that the this to what when "
+                  "where which who why with".split())
+
+
+@dataclass
+class Filters:
+    section: str | None = None
+    read: bool | None = None  # True: read only; False: not read only
+    kind: str | None = None  # "html" | "pdf"
+
+    def keep(self, view) -> bool:
+        if self.section and self.section.lower() not in view.section.lower():
+            return False
+        if self.read is not None and view.is_read != self.read:
+            return False
+        if self.kind and view.kind != self.kind:
+            return False
+        return True
+
+
+@dataclass
+class Hit:
+    rank: int
+    score: float
+    id: str
+    title: str
+    section: str
+    state: str | None
+    url: str
+    fetch: str
+    reason: str | None
+    passage: str
+    passage_source: str  # "text": from the page; "meta": from the queue's title/note/section
+    highlights: list[tuple[int, int]] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        data = dict(self.__dict__)
+        data["highlights"] = [list(span) for span in self.highlights]
+        return data
+
+
+@dataclass
+class SearchResponse:
+    query: str
+    mode: str
+    hits: list[Hit]
+    notices: list[str]
+    index_kind: str
+    passages: int
+
+
+def query_terms(query: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(query) if w.lower() not in _STOP]
+
+
+def highlight_spans(text: str, terms: list[str]) -> list[tuple[int, int]]:
+    """Spans of words in ``text`` that start with a query term (so "recsys" marks "RecSys's")."""
+    if not terms:
+        return []
+    pattern = re.compile(r"\b(?:" + "|".join(re.escape(t) for t in sorted(set(terms), key=len, reverse=True))
+                         + r")[\w\-]*", re.IGNORECASE)
+    return [m.span() for m in pattern.finditer(text)]
+
+
+def display_passage(text: str, source: str, max_chars: int = 360) -> str:
+    """The passage without its title line (already shown), trimmed to a readable length."""
+    if "\n" in text:
+        text = text.split("\n", 1)[1]  # the title line, shown already
+    if source == "meta":
+        text = "\n".join(line for line in text.split("\n") if not line.startswith("Section: "))
+    text = " ".join(text.split())
+    return text if len(text) <= max_chars else text[:max_chars].rsplit(" ", 1)[0] + " …"
+
+
+def ensure_index(settings: Settings, notice: Callable[[str], None] | None, progress=None, embedder=None):
+    """Build or update the index when it is missing or older than the queue, saying so."""
+    location, queue, archive = open_for(settings)
+    try:
+        sync_queue(archive, queue)
+        reason = staleness(location, queue, archive, settings, embedder)
+    finally:
+        archive.close()
+    if reason is not None:
+        if notice:
+            notice(f"{reason}: updating the index first")
+        build_index(settings, progress=progress, embedder=embedder)
+
+
+def search(settings: Settings, query: str, k: int = 10, mode: str = "hybrid", filters: Filters | None = None,
+           notice: Callable[[str], None] | None = None, progress=None, embedder=None) -> SearchResponse:
+    if not query or not query.strip():
+        raise UsageError("the query is empty: say what to search for, e.g. rq search \"real-time recsys\"")
+    if mode not in MODES:
+        raise UsageError(f"--mode {mode}: use one of {', '.join(MODES)}")
+    if k < 1:
+        raise UsageError("-k must be at least 1")
+    filters = filters or Filters()
+    embedder = embedder or make_embedder(settings)
+    notices: list[str] = []
+
+    def tell(message: str) -> None:
+        notices.append(message)
+        if notice:
+            notice(message)
+
+    ensure_index(settings, tell, progress, embedder)
+    location, queue, archive = open_for(settings, create=False)
+    try:
+        loaded = load_index(location, archive, settings, embedder)
+        passage_ids, scores = _rank_passages(loaded, embedder, query, mode, settings)
+        hits = _resource_hits(queue, archive, passage_ids, scores, query, k, filters)
+    finally:
+        archive.close()
+    unfetched = sum(1 for h in hits if h.passage_source == "meta")
+    if unfetched:
+        tell(f"{unfetched} of {len(hits)} results matched only on title, note and section "
+             "(their pages were not fetched)")
+    return SearchResponse(query, mode, hits, notices, loaded.manifest.vector_index, loaded.manifest.passages)
+
+
+def _rank_passages(loaded, embedder, query: str, mode: str, settings: Settings):
+    total = loaded.manifest.passages
+    # Exact search over every passage is cheap while the collection is small; above that,
+    # a deep candidate list keeps filtered searches from running dry.
+    depth = total if total <= 20_000 else max(1000, 50 * 10)
+    dense = keyword = None
+    if mode in ("hybrid", "dense"):
+        qvec = embedder.encode_query(query).reshape(1, -1).astype(np.float32)
+        D, I = loaded.vectors.search(qvec, depth)
+        keep = I[0] >= 0
+        dense = (I[0][keep], D[0][keep])
+    if mode in ("hybrid", "keyword"):
+        keyword = loaded.keywords.search(query, depth)
+    if mode == "dense":
+        return dense
+    if mode == "keyword":
+        return keyword
+    from rq.fusion import fuse
+    return fuse(dense, keyword, method=settings.fusion, alpha=settings.hybrid_alpha, norm=settings.fusion_norm)
+
+
+def _resource_hits(queue, archive, passage_ids, scores, query: str, k: int, filters: Filters) -> list[Hit]:
+    from rq.fusion import aggregate
+
+    rows = archive.passages_by_id(passage_ids)
+    resources = queue.by_id()
+    order = list(resources)
+    position = {rid: i for i, rid in enumerate(order)}
+    valid = [i for i, p in enumerate(passage_ids) if int(p) in rows and rows[int(p)]["resource_id"] in position]
+    p_ids = np.asarray([passage_ids[i] for i in valid], dtype=np.int64)
+    p_scores = np.asarray([scores[i] for i in valid], dtype=np.float64)
+    mapping = {int(p): position[rows[int(p)]["resource_id"]] for p in p_ids}
+    res_idx, res_scores, best = aggregate(p_ids, p_scores, mapping)
+    last = archive.last_fetches()
+    docs = archive.documents()
+    terms = query_terms(query)
+    hits: list[Hit] = []
+    for idx, score, passage_id in zip(res_idx, res_scores, best):
+        resource = resources[order[int(idx)]]
+        view = describe(resource, last.get(resource.id), docs.get(resource.id))
+        if not filters.keep(view):
+            continue
+        row = rows[int(passage_id)]
+        shown = display_passage(row["text"], row["source"])
+        hits.append(Hit(len(hits) + 1, float(score), resource.id, resource.title, resource.section,
+                        resource.state, resource.url, view.fetch, view.reason, shown, row["source"],
+                        highlight_spans(shown, terms)))
+        if len(hits) == k:
+            break
+    return hits
