@@ -133,7 +133,8 @@ def _fetch_and_store(archive: Archive, requests: list, settings: Settings,
     total = len(requests)
     if progress:
         progress(0, total, "fetching")
-    with ExtractorPool(settings) as pool:
+    # One worker: results are stored one by one in this thread anyway.
+    with ExtractorPool(size=1) as pool:
         for done, result in enumerate(fetch_all(requests, settings), start=1):
             store_result(archive, result, pool, settings, summary)
             if progress:
@@ -170,7 +171,7 @@ def store_result(archive: Archive, result, pool, settings: Settings, summary: In
         archive.add_fetch(_record(result, body_sha))
         summary.unchanged += 1
         return
-    doc = pool.extract(result.body, result.content_type, result.final_url or result.request.url)
+    doc = pool.extract(result.body, result.content_type, result.final_url or result.request.url, settings)
     archive.put_document(resource_id, body_sha, doc, _record(result, body_sha))
     summary.fetched += 1
     if not doc.text.strip():
