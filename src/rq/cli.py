@@ -39,7 +39,7 @@ def _stdout():
 
 def _stderr():
     from rich.console import Console
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def emit_json(data: Any) -> None:
@@ -344,10 +344,54 @@ def _print_hits(response) -> None:
         if hit.passage_source == "meta" and hit.fetch != "archived":
             fetch += "; matched on title/note/section only"
         out.print(Text(f"    {hit.section or '(no section)'} | {fetch} | {hit.url}", style="dim"))
-        passage = Text("    " + hit.passage)
-        for start, end in hit.highlights:
-            passage.stylize("bold yellow", start + 4, end + 4)
-        out.print(passage)
+        if hit.passage:
+            passage = Text("    " + hit.passage)
+            for start, end in hit.highlights:
+                passage.stylize("bold yellow", start + 4, end + 4)
+            out.print(passage)
+
+
+def _mark(resource: str, state: str, queue, index, json_out: bool) -> None:
+    from rq.edit import mark
+
+    result = mark(settings_from(queue=queue, index=index), resource, state)
+    for warning in result.warnings:
+        _stderr().print(f"rq: warning: {warning}", markup=False)
+    if json_out:
+        emit_json({"id": result.resource.id, "title": result.resource.title, "state": state,
+                   "changed": result.changed, "lines": result.lines})
+        return
+    verb = "marked read" if state == "read" else "marked unread"
+    if result.changed:
+        _stdout().print(f"{verb}: {result.resource.title} ({result.resource.id}), line {', '.join(map(str, result.lines))}")
+    else:
+        _stdout().print(f"already {state}: {result.resource.title} ({result.resource.id}); file not touched")
+
+
+@app.command()
+@handles_errors
+def done(
+    resource: Annotated[str, typer.Argument(help="Resource id (or unique prefix), or its URL.")],
+    queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """Mark a resource read: ticks its checkbox in the Markdown file and nothing else.
+
+    Example: rq done 6de98d1b --queue ~/reading.md
+    """
+    _mark(resource, "read", queue, index, json_out)
+
+
+@app.command()
+@handles_errors
+def todo(
+    resource: Annotated[str, typer.Argument(help="Resource id (or unique prefix), or its URL.")],
+    queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """Mark a resource unread again: unticks its checkbox.
+
+    Example: rq todo 6de98d1b --queue ~/reading.md
+    """
+    _mark(resource, "unread", queue, index, json_out)
 
 
 def main() -> None:

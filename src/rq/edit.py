@@ -177,3 +177,22 @@ def set_state(path: Path, ref: str, state: str) -> EditResult:
                 return EditResult(resource, state, False, [], warnings)
         _replace(target, new_raw, st.st_mode)
     return EditResult(resource, state, True, touched, warnings)
+
+
+def mark(settings, ref: str, state: str) -> EditResult:
+    """`rq done` / `rq todo`: edit the user's queue file and log a timestamped read event."""
+    from rq.paths import locate
+    from rq.storage import open_archive
+
+    location = locate(settings)
+    if location.embedded:
+        raise RqError("the embedded sample queue is read-only; copy it and pass --queue "
+                      f"(cp {location.queue_path} ~/reading.md && rq done {ref} --queue ~/reading.md)")
+    result = set_state(location.queue_path, ref, state)
+    if result.changed:
+        archive = open_archive(location.index_dir, location.queue_key)
+        try:
+            archive.add_read_event(result.resource.id, state)
+        finally:
+            archive.close()
+    return result
