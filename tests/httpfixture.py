@@ -55,14 +55,20 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = _dispatch
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # routes that reset or stall on purpose make the client hang up mid-response
+
+
 class FixtureServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.hits: collections.Counter[str] = collections.Counter()
         self.requests: list[tuple[str, str, dict]] = []
         self.lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _QuietServer(("127.0.0.1", 0), _Handler)
         self._httpd.fixture = self  # type: ignore[attr-defined]
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
