@@ -109,10 +109,9 @@ def ingest(
     settings = settings_from(queue=queue, index=index, refresh=refresh or None, allow_private=allow_private or None)
     with _Bar("fetching") as bar:
         summary = run_ingest(settings, progress=bar)
+    _print_ingest_summary(summary)  # stderr: a report on the run, also when stdout carries JSON
     if json_out:
         emit_json(summary.as_dict())
-    else:
-        _print_ingest_summary(summary)
     if not summary.did_something:
         raise typer.Exit(1)
 

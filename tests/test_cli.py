@@ -1,0 +1,119 @@
+"""The `rq` command as a user runs it: a new process, exit codes, stdout vs stderr, --json."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from httpfixture import static
+
+HEAVY = ("torch", "sentence_transformers", "transformers", "trafilatura", "faiss", "pypdfium2", "bm25s")
+
+
+def rq(*args, env_extra=None, cwd=None):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "rq.cli", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=300)
+
+
+@pytest.fixture
+def queue_file(tmp_path, http_server):
+    page = (b"<html><head><title>Feature stores</title></head><body><article><h1>Feature stores</h1>"
+            + b"<p>A feature store keeps training and serving features consistent across pipelines.</p>" * 5
+            + b"</article></body></html>")
+    url = http_server.route("/cli/feature-stores", static(page))
+    path = tmp_path / "reading.md"
+    path.write_text("# Reading\n\n## MLOps\n"
+                    f"* [ ] [Feature stores]({url}) - consistency\n"
+                    "* [x] [Dead link](http://nonexistent.invalid/post)\n\n## Empty\n")
+    return path
+
+
+def test_help_and_ls_do_not_import_heavy_libraries(queue_file, tmp_path):
+    code = ("import sys\nfrom rq.cli import main\nsys.argv = ['rq'] + sys.argv[1:]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            f"print('HEAVY', [m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)")
+    for args in (["--help"], ["ls", "--queue", str(queue_file), "--index", str(tmp_path / "ix")],
+                 ["status", "--queue", str(queue_file), "--index", str(tmp_path / "ix")]):
+        proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+        assert "HEAVY []" in proc.stderr, (args, proc.stderr[-500:])
+
+
+def test_every_command_help_has_an_example():
+    for command in ("ingest", "index", "search", "ls", "show", "status", "done", "todo"):
+        proc = rq(command, "--help")
+        assert proc.returncode == 0
+        assert "Example: rq " + command in " ".join(proc.stdout.split()), command
+
+
+def test_ingest_then_ls_status_show(queue_file, tmp_path):
+    index = tmp_path / "ix"
+    proc = rq("ingest", "--queue", queue_file, "--index", index, "--json",
+              env_extra={"RQ_ALLOW_PRIVATE": "1", "RQ_FETCH_HOST_DELAY": "0"})
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["fetched"] == 1 and summary["failed"] == {"gone_dns": 1}
+    assert "failed (gone_dns): 1" in proc.stderr
+
+    listing = json.loads(rq("ls", "--queue", queue_file, "--index", index, "--json").stdout)
+    assert [(v["title"], v["state"], v["fetch"]) for v in listing] == [
+        ("Feature stores", "unread", "archived"), ("Dead link", "read", "failed")]
+    failed = json.loads(rq("ls", "--failed", "--queue", queue_file, "--index", index, "--json").stdout)
+    assert [v["reason"] for v in failed] == ["gone_dns"]
+    unread = rq("ls", "--unread", "--queue", queue_file, "--index", index)
+    assert "Feature stores" in unread.stdout and "Dead link" not in unread.stdout
+
+    status = json.loads(rq("status", "--queue", queue_file, "--index", index, "--json").stdout)
+    assert status["resources"] == 2 and status["empty_sections"] == 1
+    assert status["failed_by_reason"] == {"gone_dns": 1}
+
+    shown = json.loads(rq("show", listing[0]["id"][:5], "--queue", queue_file, "--index", index, "--json").stdout)
+    assert "training and serving features" in shown["text_head"]
+    assert shown["history"][0]["outcome"] == "ok"
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["ls", "--queue", "/nonexistent/queue.md"], 1, "no such queue file"),
+    (["show", "zzzz"], 1, "no resource with id"),
+    (["search", "   "], 2, "query is empty"),
+    (["ls", "--bogus"], 2, "No such option"),
+])
+def test_user_errors_are_one_clear_line_and_an_exit_code(args, code, message, tmp_path):
+    proc = rq(*args, env_extra={"XDG_DATA_HOME": str(tmp_path)})
+    assert proc.returncode == code
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_binary_queue_and_a_foreign_index_are_refused(tmp_path, queue_file):
+    binary = tmp_path / "photo.md"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    proc = rq("ls", "--queue", binary)
+    assert proc.returncode == 1 and "not a Markdown file" in proc.stderr
+    index = tmp_path / "shared-ix"
+    assert rq("ls", "--queue", queue_file, "--index", index).returncode == 0
+    other = tmp_path / "other.md"
+    other.write_text("* [x](https://e.com)\n")
+    proc = rq("ls", "--queue", other, "--index", index)
+    assert proc.returncode == 1 and "belongs to queue" in proc.stderr
+
+
+def test_done_edits_the_file_and_ls_shows_it(queue_file, tmp_path):
+    index = tmp_path / "ix"
+    ident = json.loads(rq("ls", "--queue", queue_file, "--index", index, "--json").stdout)[0]["id"]
+    before = queue_file.read_bytes()
+    proc = rq("done", ident, "--queue", queue_file, "--index", index)
+    assert proc.returncode == 0 and "marked read" in proc.stdout
+    assert queue_file.read_bytes() == before.replace(b"* [ ] [Feature", b"* [x] [Feature")
+    listing = json.loads(rq("ls", "--queue", queue_file, "--index", index, "--json").stdout)
+    assert listing[0]["state"] == "read"
+    assert rq("todo", ident, "--queue", queue_file, "--index", index).returncode == 0
+    assert queue_file.read_bytes() == before
+
+
+def test_done_refuses_the_embedded_queue(tmp_path):
+    proc = rq("done", "6de98d1b", env_extra={"XDG_DATA_HOME": str(tmp_path)})
+    assert proc.returncode == 1 and "read-only" in proc.stderr
