@@ -24,3 +24,13 @@ def _isolated_home(tmp_path, monkeypatch):
     for key in list(os.environ):
         if key.startswith("RQ_"):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real all-MiniLM-L6-v2 from the installed package, loaded once per test session."""
+    from rq.embed import Embedder
+
+    model = Embedder("all-MiniLM-L6-v2")
+    model.encode(["load the weights now"])
+    return model
