@@ -164,3 +164,11 @@ def test_embedded_default_puts_real_time_recsys_first(tmp_path):
     results = json.loads(proc.stdout)["results"]
     assert results[0]["title"] == "Real Time Recsys"
     assert "updating the index" in proc.stderr
+
+
+def test_a_truncated_vector_file_is_rebuilt_not_served(library, embedder):
+    vectors = library.index / "vectors.faiss"
+    vectors.write_bytes(vectors.read_bytes()[:100])
+    response = search(library, "warp divergence", embedder=embedder)
+    assert titles(response)[0] == "CUDA kernels"
+    assert any("rebuilding" in n for n in response.notices)

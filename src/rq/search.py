@@ -124,7 +124,7 @@ def search(settings: Settings, query: str, k: int = 10, mode: str = "hybrid", fi
     ensure_index(settings, tell, progress, embedder)
     location, queue, archive = open_for(settings, create=False)
     try:
-        loaded = load_index(location, archive, settings, embedder)
+        loaded = _load_or_rebuild(location, archive, settings, embedder, tell, progress)
         passage_ids, scores = _rank_passages(loaded, embedder, query, mode, settings)
         hits = _resource_hits(queue, archive, passage_ids, scores, query, k, filters)
     finally:
@@ -134,6 +134,18 @@ def search(settings: Settings, query: str, k: int = 10, mode: str = "hybrid", fi
         tell(f"{unfetched} of {len(hits)} results matched only on title, note and section "
              "(their pages were not fetched)")
     return SearchResponse(query, mode, hits, notices, loaded.manifest.vector_index, loaded.manifest.passages)
+
+
+def _load_or_rebuild(location, archive, settings, embedder, tell, progress):
+    """Derived files that are truncated or out of step with the archive are rebuilt, never served."""
+    from rq.errors import ArchiveError
+
+    try:
+        return load_index(location, archive, settings, embedder)
+    except ArchiveError as exc:
+        tell(f"{exc}: rebuilding the index")
+    build_index(settings, progress=progress, force=True, embedder=embedder)
+    return load_index(location, archive, settings, embedder)
 
 
 def _rank_passages(loaded, embedder, query: str, mode: str, settings: Settings):
