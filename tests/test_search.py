@@ -121,7 +121,7 @@ def test_an_unfetched_link_is_found_from_its_title_and_note_and_says_so(library,
 
 def test_reindexing_an_unchanged_queue_embeds_nothing(library, embedder):
     report = build_index(library, embedder=embedder, force=True)
-    assert report.built and report.embedded == 0 and report.cached == report.passages
+    assert report.built and report.embedded == 0 and report.cached >= report.passages
     assert not build_index(library, embedder=embedder).built
 
 

@@ -393,6 +393,70 @@ def todo(
     _mark(resource, "unread", queue, index, json_out)
 
 
+@app.command("next")
+@handles_errors
+def next_cmd(
+    n: Annotated[int, typer.Option("-n", help="How many suggestions.")] = 5,
+    section: Annotated[Optional[str], typer.Option("--section", "-s", help="Only sections whose path contains this text.")] = None,
+    queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """Which unread resource to read next, and why: learned from what you marked read.
+
+    Example: rq next -n 3 --section MLOps
+    """
+    from rq.nextread import next_reads
+
+    answer = next_reads(settings_from(queue=queue, index=index), n=n, section=section)
+    _print_answer(answer, json_out, "read next")
+
+
+@app.command()
+@handles_errors
+def related(
+    ref: Annotated[str, typer.Argument(help="A resource id (or prefix), a URL from the queue, or free text.")],
+    n: Annotated[int, typer.Option("-n", help="How many resources.")] = 5,
+    text: Annotated[bool, typer.Option("--text", help="Treat REF as text even if it looks like an id.")] = False,
+    queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """Resources nearest to one of yours, or to a piece of text, with the passages that link them.
+
+    Example: rq related 6de98d1b   or   rq related "feature stores for online inference"
+    """
+    from rq.nextread import related_to
+
+    answer = related_to(settings_from(queue=queue, index=index), ref, n=n, as_text=text)
+    _print_answer(answer, json_out, answer.method)
+
+
+def _print_answer(answer, json_out: bool, heading: str) -> None:
+    from rich.text import Text
+    err = _stderr()
+    for notice in answer.notices:
+        err.print(f"rq: {notice}", markup=False)
+    if json_out:
+        emit_json(answer.as_dict())
+        return
+    out = _stdout()
+    if answer.fallback:
+        err.print(f"rq: {answer.fallback} (a fallback: mark items read with `rq done ID` to teach it)", markup=False)
+    for s in answer.suggestions:
+        head = Text(f"{s.rank:>2}. ", style="bold")
+        head.append(s.title, style="bold")
+        head.append(f"  {_state_mark(s.state)} {s.id}  {s.score:.3f}", style="dim")
+        out.print(head)
+        out.print(Text(f"    {s.section or '(no section)'} | {s.url}", style="dim"))
+        if s.because:
+            out.print(Text("    because you read: " + "; ".join(f"{b.title} ({b.similarity:.2f})" for b in s.because)))
+        if s.pair:
+            out.print(Text(f"    this: \"{_clip(s.pair.mine)}\"", style="italic"))
+            out.print(Text(f"    that: \"{_clip(s.pair.theirs)}\"", style="italic"))
+
+
+def _clip(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
+
+
 def main() -> None:
     try:
         app()

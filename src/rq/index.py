@@ -28,6 +28,7 @@ from rq.storage import Archive, atomic_write_bytes, writer_lock
 
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
+RESOURCE_VECTORS = "resources.npz"
 KEYWORDS = "keywords"
 FORMAT = 1
 
@@ -130,7 +131,7 @@ def staleness(location: Location, queue: Queue, archive: Archive, settings: Sett
         return None  # not stale but incompatible: load_index refuses with a message
     if str(manifest.generation) != (archive.meta("generation") or ""):
         return "index files do not match the archive"
-    if not (location.index_dir / VECTORS).is_file() or not (location.index_dir / KEYWORDS).is_dir():
+    if not all((location.index_dir / name).exists() for name in (VECTORS, KEYWORDS, RESOURCE_VECTORS)):
         return "index files missing"
     if manifest.content_key != content_key(queue, archive, settings, embedder.model_id):
         return "queue or archived text changed since the index was built"
@@ -184,7 +185,10 @@ def _build(location: Location, queue: Queue, archive: Archive, settings: Setting
     from rq.vectors import VectorIndex
 
     rows = passage_rows(queue, archive, settings, embedder)
-    matrix, embedded = _embed_rows(rows, archive, embedder, settings, progress)
+    profile_rows = [(r.id, 0, "profile", profile_text(r), passage_hash(profile_text(r))) for r in queue.resources]
+    both, embedded = _embed_rows(rows + profile_rows, archive, embedder, settings, progress)
+    matrix = both[:len(rows)]
+    profiles = {row[0]: vector for row, vector in zip(profile_rows, both[len(rows):])}
     key = content_key(queue, archive, settings, embedder.model_id)
     generation = archive.replace_passages(rows)
     ids = np.arange(len(rows), dtype=np.int64)
@@ -193,12 +197,58 @@ def _build(location: Location, queue: Queue, archive: Archive, settings: Setting
                                 threads=settings.threads)
     vectors.save(location.index_dir / VECTORS)
     KeywordIndex.build([row[3] for row in rows], ids).save(location.index_dir / KEYWORDS)
+    save_resource_vectors(location.index_dir, rows, matrix, profiles, generation)
     manifest = Manifest(FORMAT, embedder.model_id, int(matrix.shape[1]), settings.chunk_words,
                         settings.chunk_overlap_words, key, generation, len(rows), len(queue.resources),
                         vectors.kind, time.time())
     atomic_write_bytes(location.index_dir / MANIFEST, json.dumps(asdict(manifest), indent=2).encode())
     return IndexReport(str(location.index_dir), True, reason, len(rows), len(queue.resources),
-                       embedded, len(rows) - embedded, vectors.kind, 0.0)
+                       embedded, len(rows) + len(profile_rows) - embedded, vectors.kind, 0.0)
+
+
+def profile_text(resource: Resource) -> str:
+    """What the reader wrote about a resource, without its section: next, related and the
+    section audit compare resources by content, and the section is what the audit checks."""
+    return "\n".join(p for p in (resource.title, resource.note) if p)
+
+
+def resource_matrix(rows: list[tuple], matrix: np.ndarray, profiles: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
+    """One unit vector per resource: its page's mean passage, blended half and half with its
+    profile (title and note) — the reader's own framing counts as much as the page."""
+    text: dict[str, list[np.ndarray]] = {}
+    for row, vector in zip(rows, matrix):
+        if row[2] == "text":
+            text.setdefault(row[0], []).append(vector)
+    order = list(profiles)
+    out = np.zeros((len(order), matrix.shape[1]), dtype=np.float32)
+    for i, rid in enumerate(order):
+        parts = [profiles[rid]]
+        if text.get(rid):
+            page = np.mean(text[rid], axis=0)
+            parts.append(page / (np.linalg.norm(page) or 1.0))
+        blended = np.mean(parts, axis=0)
+        out[i] = blended / (np.linalg.norm(blended) or 1.0)
+    return order, out
+
+
+def save_resource_vectors(folder: Path, rows: list[tuple], matrix: np.ndarray,
+                          profiles: dict[str, np.ndarray], generation: int) -> None:
+    import io
+
+    ids, vectors = resource_matrix(rows, matrix, profiles)
+    buffer = io.BytesIO()
+    np.savez(buffer, ids=np.asarray(ids, dtype="U16"), vectors=vectors, generation=np.int64(generation))
+    atomic_write_bytes(folder / RESOURCE_VECTORS, buffer.getvalue())
+
+
+def load_resource_vectors(folder: Path, generation: int) -> tuple[list[str], np.ndarray]:
+    try:
+        with np.load(folder / RESOURCE_VECTORS) as data:
+            if int(data["generation"]) != generation:
+                raise ArchiveError(f"{folder / RESOURCE_VECTORS} is out of step with the archive")
+            return [str(i) for i in data["ids"]], data["vectors"].astype(np.float32)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ArchiveError(f"{folder / RESOURCE_VECTORS} is missing or damaged ({exc})") from None
 
 
 @dataclass

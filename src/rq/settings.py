@@ -59,6 +59,11 @@ class Settings:
     hybrid_alpha: float = 0.5  # weight of the dense score in the fusion
     threads: int = 0  # 0: let rq pick
 
+    # next / related (chosen on six real lists: benchmarks/bench_recommend.py)
+    recommend_method: str = "svm"
+    mmr_lambda: float = 0.5  # 1.0: no diversity re-ranking
+    read_half_life_days: float = 30.0  # a read this old counts half as much as one today
+
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def replace(self, **changes: Any) -> "Settings":
