@@ -457,6 +457,104 @@ def _clip(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " …"
 
 
+@app.command()
+@handles_errors
+def clusters(
+    k: Annotated[str, typer.Option("--k", help="Number of clusters, or auto.")] = "auto",
+    queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """Group resources by content, name the groups, and audit the queue's own sections.
+
+    Suggestions only: the queue file is not touched.
+
+    Example: rq clusters --k auto
+    """
+    from rq.topics import cluster_report, parse_k
+
+    report = cluster_report(settings_from(queue=queue, index=index), parse_k(k))
+    for notice in report.notices:
+        _stderr().print(f"rq: {notice}", markup=False)
+    if json_out:
+        emit_json(report.as_dict())
+        return
+    _print_clusters(report)
+
+
+def _section(path) -> str:
+    return " / ".join(path) if path else "(before the first heading)"
+
+
+def _print_clusters(report) -> None:
+    from rich.table import Table
+    from rich.text import Text
+    out, audit = _stdout(), report.audit
+    out.print(Text(f"{report.clustering.k} clusters of {report.resources} resources "
+                   f"({report.clustering.method}; {report.clustering.how})", style="bold"))
+    for c in audit.clusters:
+        home = f"mostly {_section(c.section)} ({c.share:.0%})" if c.section is not None else "no dominant section"
+        out.print(f"  [{c.cluster}] {', '.join(c.words) or '(unnamed)'}: {c.size} items, {home}")
+    table = Table(title="sections x clusters", box=None, title_justify="left")
+    table.add_column("section")
+    for c in audit.clusters:
+        table.add_column(str(c.cluster), justify="right")
+    for row in audit.table:
+        table.add_row(Text(_section(row.section)), *(str(v or "·") for v in row.counts))
+    out.print(table)
+    _print_audit(out, audit)
+
+
+def _print_audit(out, audit) -> None:
+    from rich.text import Text
+    if audit.overlaps:
+        out.print(Text("\nsections that overlap", style="bold"))
+        for o in audit.overlaps:
+            causes = "; ".join(c.title for c in o.causes)
+            out.print(f"  {_section(o.a)} ~ {_section(o.b)} (centroids {o.similarity:.2f}): {causes}")
+    if audit.misfiled:
+        out.print(Text("\nitems that look misfiled", style="bold"))
+        for m in audit.misfiled:
+            near = ", ".join(n.title for n in m.best_section_neighbours)
+            out.print(f"  {m.title}: in {_section(m.section)}, closer to {_section(m.best_section)} "
+                      f"({m.best_similarity:.2f} vs {m.own_similarity:.2f}; near {near})")
+    if audit.thin:
+        out.print(Text("\nempty or thin sections", style="bold"))
+        for t in audit.thin:
+            items = t.by_heading or t.by_centroid
+            hint = "; ".join(f"{i.title} (now in {_section(i.section)})" for i in items) or "nothing matches yet"
+            out.print(f"  {_section(t.section)} ({t.kind}): {hint}")
+    if audit.formats:
+        out.print(Text("\nsections grouped by format, not topic", style="bold"))
+        for f in audit.formats:
+            out.print(f"  {_section(f.section)} ({f.size} items; {f.reason})")
+            for d in f.destinations:
+                where = _section(d.section) if d.section is not None else f"topic [{d.cluster}] {', '.join(d.cluster_words)}"
+                out.print(f"    {d.title} -> {where}")
+
+
+@app.command("map")
+@handles_errors
+def map_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="FILE.html (interactive, self-contained) or FILE.png.")],
+    color: Annotated[str, typer.Option("--color", help="Colour points by section or cluster.")] = "section",
+    k: Annotated[str, typer.Option("--k", help="Number of clusters to name on the map, or auto.")] = "auto",
+    queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """Draw the collection in 2-D: one point per resource, read ones filled, clusters named.
+
+    Example: rq map --out queue-map.html --color cluster
+    """
+    from rq.topics import parse_k, write_collection_map
+
+    info = write_collection_map(settings_from(queue=queue, index=index), out, color_by=color, k=parse_k(k))
+    for notice in info["notices"]:
+        _stderr().print(f"rq: {notice}", markup=False)
+    if json_out:
+        emit_json(info)
+    else:
+        _stderr().print(f"map of {info['resources']} resources ({info['projection']}, {info['clusters']} clusters) "
+                        f"written to {info['out']}", markup=False)
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,71 @@
+"""The library as the read commands see it: the queue parsed now, its archive, and one
+vector per resource from the index (built or updated first when stale)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from rq.index import load_resource_vectors, make_embedder, read_manifest
+from rq.ingest import open_for
+from rq.queue import Resource
+from rq.search import display_passage, ensure_index
+from rq.settings import Settings
+
+
+@dataclass
+class PassagePair:
+    mine: str  # passage of the suggested (or related) resource
+    theirs: str  # passage of the read resource (or the query text)
+    similarity: float
+
+
+
+class Library:
+    """The queue as parsed now, the archive, and one vector per resource from the index."""
+
+    def __init__(self, settings: Settings, notices: list[str], embedder=None):
+        self.settings = settings
+        self.embedder = embedder or make_embedder(settings)
+        ensure_index(settings, notices.append, embedder=self.embedder)
+        self.location, self.queue, self.archive = open_for(settings, create=False)
+        manifest = read_manifest(self.location.index_dir)
+        self.model_id = manifest.model
+        ids, self.vectors = load_resource_vectors(self.location.index_dir, manifest.generation)
+        self.row = {rid: i for i, rid in enumerate(ids)}
+        self.ids = ids
+        by_id = self.queue.by_id()
+        self.resources: list[Resource | None] = [by_id.get(rid) for rid in ids]
+
+    def close(self) -> None:
+        self.archive.close()
+
+    def mask(self, keep: Callable[[Resource], bool]) -> np.ndarray:
+        return np.array([r is not None and keep(r) for r in self.resources], dtype=bool)
+
+    def passages(self, resource_id: str) -> tuple[list[str], np.ndarray]:
+        rows = list(self.archive.conn.execute(
+            "SELECT text, source, hash FROM passages WHERE resource_id = ? ORDER BY ord", (resource_id,)))
+        cache = self.archive.cached_vectors(self.model_id, [r["hash"] for r in rows])
+        rows = [r for r in rows if r["hash"] in cache]
+        texts = [display_passage(r["text"], r["source"]) or r["text"].split("\n")[0] for r in rows]
+        matrix = np.array([np.frombuffer(cache[r["hash"]], dtype=np.float32) for r in rows], dtype=np.float32)
+        return texts, matrix.reshape(len(rows), -1)
+
+    def pair(self, a: str, b: str) -> PassagePair | None:
+        from rq.recommend import best_pair
+
+        a_texts, a_vecs = self.passages(a)
+        b_texts, b_vecs = self.passages(b)
+        if not len(a_texts) or not len(b_texts):
+            return None
+        i, j, sim = best_pair(a_vecs, b_vecs)
+        return PassagePair(a_texts[i], b_texts[j], round(sim, 4))
+
+    def read_times(self) -> np.ndarray:
+        """Last time each resource was marked read with `rq done` (NaN: read by hand, undated)."""
+        last = dict(self.archive.conn.execute(
+            "SELECT resource_id, MAX(at) FROM read_events WHERE state = 'read' GROUP BY resource_id"))
+        return np.array([last.get(rid, np.nan) for rid in self.ids], dtype=np.float64)
