@@ -57,6 +57,7 @@ def test_ingest_then_ls_status_show(queue_file, tmp_path):
     summary = json.loads(proc.stdout)
     assert summary["fetched"] == 1 and summary["failed"] == {"gone_dns": 1}
     assert "failed (gone_dns): 1" in proc.stderr
+    assert summary["index"]["built"] and summary["index"]["resources"] == 2  # ingest updates the index
 
     listing = json.loads(rq("ls", "--queue", queue_file, "--index", index, "--json").stdout)
     assert [(v["title"], v["state"], v["fetch"]) for v in listing] == [

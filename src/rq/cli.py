@@ -96,11 +96,12 @@ def ingest(
     refresh: Annotated[bool, typer.Option("--refresh", help="Fetch every link again, fresh or not.")] = False,
     allow_private: Annotated[bool, typer.Option(
         "--allow-private", help="Let links reach loopback/private addresses (off: a shared list must not probe your network).")] = False,
+    no_index: Annotated[bool, typer.Option("--no-index", help="Skip updating the search index afterwards.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Fetch every link of the queue, extract its text and archive both.
+    """Fetch every link of the queue, extract its text and archive both, then update the index.
 
-    A re-run fetches only what is stale and extracts only what changed.
+    A re-run fetches only what is stale, extracts only what changed and embeds nothing twice.
 
     Example: rq ingest --queue ~/notes/reading.md
     """
@@ -110,8 +111,14 @@ def ingest(
     with _Bar("fetching") as bar:
         summary = run_ingest(settings, progress=bar)
     _print_ingest_summary(summary)  # stderr: a report on the run, also when stdout carries JSON
+    report = None
+    if not no_index:
+        from rq.index import build_index
+        with _Bar("embedding") as bar:
+            report = build_index(settings, progress=bar)
+        _print_index_report(report)
     if json_out:
-        emit_json(summary.as_dict())
+        emit_json({**summary.as_dict(), "index": report.__dict__ if report else None})
     if not summary.did_something:
         raise typer.Exit(1)
 
@@ -282,10 +289,14 @@ def index_cmd(
     if json_out:
         emit_json(report.__dict__)
         return
+    _print_index_report(report)
+
+
+def _print_index_report(report) -> None:
     if report.built:
         _stderr().print(f"index built ({report.reason}): {report.passages} passages of {report.resources} "
                         f"resources, {report.embedded} embedded, {report.cached} from cache, "
-                        f"{report.vector_index} vectors, {report.seconds:.1f}s")
+                        f"{report.vector_index} vectors, {report.seconds:.1f}s", markup=False)
     else:
         _stderr().print(f"index up to date: {report.passages} passages of {report.resources} resources")
 
