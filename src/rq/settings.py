@@ -61,8 +61,8 @@ class Settings:
 
     # next / related (chosen on six real lists: benchmarks/bench_recommend.py)
     recommend_method: str = "svm"
-    mmr_lambda: float = 0.5  # 1.0: no diversity re-ranking
-    read_half_life_days: float = 30.0  # a read this old counts half as much as one today
+    mmr_lambda: float = 0.3  # 1.0: no diversity re-ranking
+    read_half_life_days: float = 60.0  # a read this old counts half as much as one today
 
     extra: Mapping[str, Any] = field(default_factory=dict)
 
