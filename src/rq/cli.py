@@ -351,7 +351,7 @@ def _print_hits(response) -> None:
         head.append(f"  {_state_mark(hit.state)} {hit.id}  {hit.score:.3f}", style="dim")
         out.print(head)
         fetch = hit.fetch + (f": {hit.reason}" if hit.reason else "")
-        if hit.passage_source == "meta" and hit.fetch != "archived":
+        if not hit.has_text:
             fetch += "; matched on title/note/section only"
         out.print(Text(f"    {hit.section or '(no section)'} | {fetch} | {hit.url}", style="dim"))
         if hit.passage:

@@ -49,6 +49,7 @@ class Hit:
     reason: str | None
     passage: str
     passage_source: str  # "text": from the page; "meta": from the queue's title/note/section
+    has_text: bool  # whether the page's text is archived (else only title/note/section are indexed)
     highlights: list[tuple[int, int]] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -129,7 +130,7 @@ def search(settings: Settings, query: str, k: int = 10, mode: str = "hybrid", fi
         hits = _resource_hits(queue, archive, passage_ids, scores, query, k, filters)
     finally:
         archive.close()
-    unfetched = sum(1 for h in hits if h.passage_source == "meta")
+    unfetched = sum(1 for h in hits if not h.has_text)
     if unfetched:
         tell(f"{unfetched} of {len(hits)} results matched only on title, note and section "
              "(their pages were not fetched)")
@@ -194,7 +195,7 @@ def _resource_hits(queue, archive, passage_ids, scores, query: str, k: int, filt
         shown = display_passage(row["text"], row["source"])
         hits.append(Hit(len(hits) + 1, float(score), resource.id, resource.title, resource.section,
                         resource.state, resource.url, view.fetch, view.reason, shown, row["source"],
-                        highlight_spans(shown, terms)))
+                        view.has_text, highlight_spans(shown, terms)))
         if len(hits) == k:
             break
     return hits
