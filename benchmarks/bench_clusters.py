@@ -21,7 +21,6 @@ Embeddings are cached under --out keyed by model id and a hash of the texts.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 import time
@@ -37,6 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from rq import cluster as rqc  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
 from rq.embed import Embedder  # noqa: E402
 from rq.queue import read_queue  # noqa: E402
 
@@ -83,17 +85,7 @@ def load_lists(folder: Path) -> list[dict]:
 
 
 def embed_cached(embedder: Embedder, texts: list[str], out: Path, label: str) -> np.ndarray:
-    digest = hashlib.sha256("\x1e".join([embedder.model_id, *texts]).encode()).hexdigest()[:16]
-    npy = out / f"emb-{embedder.model_id.replace('/', '_')}-{digest}.npy"
-    if npy.exists():
-        return np.load(npy)
-    print(f"  embedding {len(texts)} texts for {label} (cached as {npy.name}) ...", flush=True)
-    vectors = embedder.encode(texts)
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = npy.with_suffix(".tmp.npy")
-    np.save(tmp, vectors)
-    os.replace(tmp, npy)
-    return vectors
+    return common.embed_cached(embedder, texts, out, label, prefix="emb")
 
 
 # --------------------------------------------------------------------------- clustering

@@ -36,7 +36,6 @@ under --out, keyed by model id and a hash of the texts.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -54,6 +53,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from rq import recommend as rec  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
 from rq.embed import Embedder  # noqa: E402
 from rq.queue import read_queue  # noqa: E402
 
@@ -111,17 +113,7 @@ def load_lists(folder: Path) -> list[ReadingList]:
 
 
 def embed_cached(embedder: Embedder, texts: list[str], out: Path, label: str) -> np.ndarray:
-    digest = hashlib.sha256("\x1e".join([embedder.model_id, *texts]).encode()).hexdigest()[:16]
-    npy = out / f"rec-{embedder.model_id.replace('/', '_')}-{digest}.npy"
-    if npy.exists():
-        return np.load(npy)
-    print(f"  embedding {len(texts)} texts for {label} ...", file=sys.stderr, flush=True)
-    start = time.perf_counter()
-    vectors = embedder.encode(texts)
-    print(f"    {len(texts) / (time.perf_counter() - start):.0f} texts/s", file=sys.stderr, flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    np.save(npy, vectors)
-    return vectors
+    return common.embed_cached(embedder, texts, out, label, prefix="rec")
 
 
 def tfidf_matrix(texts: list[str]):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rq.errors import QueueError
-from rq.links import Link, find_links, strip_inline_markup
+from rq.links import find_links, strip_inline_markup
 from rq.urls import normalize_url, resource_id
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
