@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from rq.errors import RqError
+from rq.vectors import usable_cpus
 
 Progress = Callable[[int, int], None]
 
@@ -77,8 +78,9 @@ class Embedder:
     def __init__(self, name: str = _BUNDLED_NAME, threads: int = 0, batch_size: int = 32):
         self.name = _BUNDLED_NAME if name in _BUNDLED else name
         self.path = resolve_model(name)
-        self.threads = threads or os.cpu_count() or 1
+        self.threads = threads or usable_cpus()
         self.batch_size = batch_size
+        self.query_threads = 1
         self._model = None
         self._tokenizer = None
         self._model_id: str | None = None
@@ -126,8 +128,6 @@ class Embedder:
         torch.set_num_threads(self.threads)
         try:
             return SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
-        except TypeError:  # older sentence-transformers without local_files_only
-            return SentenceTransformer(str(self.path), device="cpu")
         except (OSError, ValueError) as exc:
             raise RqError(f"model {self.name}: cannot load from {self.path} ({exc})") from None
 
@@ -151,6 +151,11 @@ class Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         batch_size = batch_size or self.batch_size
         model = self.model
+        if len(texts) == 1:
+            vector = self._encode_one(texts[0])
+            if progress is not None:
+                progress(1, 1)
+            return vector
         # Batching texts of similar length wastes little compute on padding; longest first
         # so the peak memory of a run shows in its first batch.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
@@ -171,6 +176,21 @@ class Embedder:
                 progress(done, len(texts))
         return out
 
+    def _encode_one(self, text: str) -> np.ndarray:
+        """A single short text on one thread: splitting a ten-token forward pass across
+        threads saves ~1.5 ms on an idle 2-core machine but costs 5x at the 99th
+        percentile when other processes hold the cores (benchmarks/bench_retrieval.py)."""
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.query_threads)
+        try:
+            vector = self.model.encode([text], batch_size=1, convert_to_numpy=True,
+                                       normalize_embeddings=True, show_progress_bar=False)
+        finally:
+            torch.set_num_threads(threads)
+        return np.asarray(vector, dtype=np.float32).reshape(1, -1)
+
     def encode_query(self, text: str) -> np.ndarray:
         """One query's vector, shape (dim,)."""
-        return self.encode([text], batch_size=1)[0]
+        return self.encode([text])[0]

@@ -42,7 +42,7 @@ def stemmer_available() -> bool:
 class Tokenizer:
     """Text -> list of index terms; the same settings must be used to build and to query."""
 
-    def __init__(self, stopwords: str | None = "en", stem: bool | None = None):
+    def __init__(self, stopwords: str | None = "en_plus", stem: bool | None = None):
         if stem is None:
             stem = stemmer_available()
         self.stopwords_name = stopwords
@@ -113,7 +113,9 @@ class KeywordIndex:
 
     @classmethod
     def build(cls, texts: Sequence[str], ids: np.ndarray, k1: float = 1.2, b: float = 0.75,
-              stopwords: str | None = "en", stem: bool | None = None) -> "KeywordIndex":
+              stopwords: str | None = "en_plus", stem: bool | None = None) -> "KeywordIndex":
+        """Index ``texts`` under ``ids``. The defaults won on SciFact train queries
+        (benchmarks/bench_retrieval.py): stemming +2.7 nDCG@10 points, the others within 0.5."""
         import bm25s
 
         ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
