@@ -236,17 +236,22 @@ def save_resource_vectors(folder: Path, rows: list[tuple], matrix: np.ndarray,
     import io
 
     ids, vectors = resource_matrix(rows, matrix, profiles)
+    position = {rid: i for i, rid in enumerate(ids)}
+    owner = np.array([position[row[0]] for row in rows], dtype=np.int64)  # passage id -> resource row
     buffer = io.BytesIO()
-    np.savez(buffer, ids=np.asarray(ids, dtype="U16"), vectors=vectors, generation=np.int64(generation))
+    np.savez(buffer, ids=np.asarray(ids, dtype="U16"), vectors=vectors, owner=owner,
+             generation=np.int64(generation))
     atomic_write_bytes(folder / RESOURCE_VECTORS, buffer.getvalue())
 
 
-def load_resource_vectors(folder: Path, generation: int) -> tuple[list[str], np.ndarray]:
+def load_resource_vectors(folder: Path, generation: int, with_owner: bool = False):
+    """(resource ids, one vector per resource) and, with_owner, passage id -> resource row."""
     try:
         with np.load(folder / RESOURCE_VECTORS) as data:
             if int(data["generation"]) != generation:
                 raise ArchiveError(f"{folder / RESOURCE_VECTORS} is out of step with the archive")
-            return [str(i) for i in data["ids"]], data["vectors"].astype(np.float32)
+            ids, vectors = [str(i) for i in data["ids"]], data["vectors"].astype(np.float32)
+            return (ids, vectors, data["owner"]) if with_owner else (ids, vectors)
     except (OSError, ValueError, KeyError) as exc:
         raise ArchiveError(f"{folder / RESOURCE_VECTORS} is missing or damaged ({exc})") from None
 
@@ -256,6 +261,8 @@ class LoadedIndex:
     manifest: Manifest
     vectors: object
     keywords: object
+    resource_ids: list[str]
+    owner: np.ndarray  # passage id -> row in resource_ids
 
 
 def load_index(location: Location, archive: Archive, settings: Settings, embedder) -> LoadedIndex:
@@ -275,4 +282,5 @@ def load_index(location: Location, archive: Archive, settings: Settings, embedde
     if vectors.meta.get("generation") != manifest.generation or str(manifest.generation) != archive.meta("generation"):
         raise ArchiveError(f"index in {location.index_dir} does not match its archive: run `rq index --rebuild`")
     keywords = KeywordIndex.load(location.index_dir / KEYWORDS)
-    return LoadedIndex(manifest, vectors, keywords)
+    ids, _, owner = load_resource_vectors(location.index_dir, manifest.generation, with_owner=True)
+    return LoadedIndex(manifest, vectors, keywords, ids, owner)

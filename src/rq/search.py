@@ -126,8 +126,8 @@ def search(settings: Settings, query: str, k: int = 10, mode: str = "hybrid", fi
     location, queue, archive = open_for(settings, create=False)
     try:
         loaded = _load_or_rebuild(location, archive, settings, embedder, tell, progress)
-        passage_ids, scores = _rank_passages(loaded, embedder, query, mode, settings)
-        hits = _resource_hits(queue, archive, passage_ids, scores, query, k, filters)
+        ranked = _rank_resources(loaded, embedder, query, mode, settings)
+        hits = _resource_hits(queue, archive, loaded, ranked, query, k, filters)
     finally:
         archive.close()
     unfetched = sum(1 for h in hits if not h.has_text)
@@ -149,53 +149,66 @@ def _load_or_rebuild(location, archive, settings, embedder, tell, progress):
     return load_index(location, archive, settings, embedder)
 
 
-def _rank_passages(loaded, embedder, query: str, mode: str, settings: Settings):
+PASSAGE_DEPTH = 300  # passages per ranker on a large index: ~100 distinct resources after roll-up
+
+
+def _rank_resources(loaded, embedder, query: str, mode: str, settings: Settings):
+    """(resource rows, scores, best passage ids), best first.
+
+    As measured in benchmarks/bench_retrieval.py: each ranker's passages are rolled up to
+    resources (a resource scores its best passage), then the two resource lists are fused.
+    """
+    from rq.fusion import aggregate, fuse
+
     total = loaded.manifest.passages
-    # Exact search over every passage is cheap while the collection is small; above that,
-    # a deep candidate list keeps filtered searches from running dry.
-    depth = total if total <= 20_000 else max(1000, 50 * 10)
+    # Exact scoring of every passage is cheap while the collection is small, and keeps
+    # filtered searches from running dry; a large index returns a deep candidate list.
+    depth = total if total <= 20_000 else PASSAGE_DEPTH
     dense = keyword = None
     if mode in ("hybrid", "dense"):
         qvec = embedder.encode_query(query).reshape(1, -1).astype(np.float32)
         D, I = loaded.vectors.search(qvec, depth)
         keep = I[0] >= 0
-        dense = (I[0][keep], D[0][keep])
+        dense = aggregate(I[0][keep], D[0][keep], loaded.owner)
     if mode in ("hybrid", "keyword"):
-        keyword = loaded.keywords.search(query, depth)
-    if mode == "dense":
-        return dense
-    if mode == "keyword":
-        return keyword
-    from rq.fusion import fuse
-    return fuse(dense, keyword, method=settings.fusion, alpha=settings.hybrid_alpha, norm=settings.fusion_norm)
+        ids, scores = loaded.keywords.search(query, depth)
+        keyword = aggregate(ids, scores, loaded.owner)
+    if mode != "hybrid":
+        return dense if mode == "dense" else keyword
+    rows, fused = fuse(dense[:2], keyword[:2], method=settings.fusion, alpha=settings.hybrid_alpha,
+                       norm=settings.fusion_norm)
+    return rows, fused, _display_passages(rows, dense, keyword)
 
 
-def _resource_hits(queue, archive, passage_ids, scores, query: str, k: int, filters: Filters) -> list[Hit]:
-    from rq.fusion import aggregate
+def _display_passages(rows, dense, keyword) -> np.ndarray:
+    """The passage shown for each resource: the keyword match when the query's words occur in
+    it (its terms get highlighted), else the passage closest in meaning."""
+    best_dense = dict(zip(dense[0].tolist(), dense[2].tolist()))
+    best_keyword = dict(zip(keyword[0].tolist(), keyword[2].tolist()))
+    return np.array([best_keyword.get(r, best_dense.get(r, -1)) for r in rows.tolist()], dtype=np.int64)
 
-    rows = archive.passages_by_id(passage_ids)
+
+def _resource_hits(queue, archive, loaded, ranked, query: str, k: int, filters: Filters) -> list[Hit]:
+    res_rows, res_scores, best = ranked
     resources = queue.by_id()
-    order = list(resources)
-    position = {rid: i for i, rid in enumerate(order)}
-    valid = [i for i, p in enumerate(passage_ids) if int(p) in rows and rows[int(p)]["resource_id"] in position]
-    p_ids = np.asarray([passage_ids[i] for i in valid], dtype=np.int64)
-    p_scores = np.asarray([scores[i] for i in valid], dtype=np.float64)
-    mapping = {int(p): position[rows[int(p)]["resource_id"]] for p in p_ids}
-    res_idx, res_scores, best = aggregate(p_ids, p_scores, mapping)
-    last = archive.last_fetches()
-    docs = archive.documents()
     terms = query_terms(query)
     hits: list[Hit] = []
-    for idx, score, passage_id in zip(res_idx, res_scores, best):
-        resource = resources[order[int(idx)]]
-        view = describe(resource, last.get(resource.id), docs.get(resource.id))
-        if not filters.keep(view):
+    picked = []
+    for idx, score, passage_id in zip(res_rows, res_scores, best):
+        resource = resources.get(loaded.resource_ids[int(idx)])
+        if resource is None:
             continue
-        row = rows[int(passage_id)]
+        # Looked up per resource: a search touches k of them, not the whole archive.
+        view = describe(resource, archive.last_fetch(resource.id), archive.document(resource.id))
+        if filters.keep(view):
+            picked.append((resource, view, float(score), int(passage_id)))
+        if len(picked) == k:
+            break
+    rows = archive.passages_by_id([p for *_, p in picked])
+    for resource, view, score, passage_id in picked:
+        row = rows[passage_id]
         shown = display_passage(row["text"], row["source"])
-        hits.append(Hit(len(hits) + 1, float(score), resource.id, resource.title, resource.section,
+        hits.append(Hit(len(hits) + 1, score, resource.id, resource.title, resource.section,
                         resource.state, resource.url, view.fetch, view.reason, shown, row["source"],
                         view.has_text, highlight_spans(shown, terms)))
-        if len(hits) == k:
-            break
     return hits

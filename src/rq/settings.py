@@ -49,14 +49,14 @@ class Settings:
 
     # passages, embedding, index
     model: str = "all-MiniLM-L6-v2"
-    chunk_words: int = 160
+    chunk_words: int = 128  # best hybrid nDCG@10 on SciFact train (benchmarks/RESULTS.md)
     chunk_overlap_words: int = 32
     embed_batch_size: int = 32
     vector_index: str = "auto"  # auto | flat | hnsw
-    hnsw_above: int = 50_000  # passages; see benchmarks/RESULTS.md
+    hnsw_above: int = 200_000  # passages: exact search is faster below this (benchmarks/RESULTS.md)
     fusion: str = "convex"  # convex | rrf
     fusion_norm: str = "tmm"  # tmm | minmax | zscore (convex only)
-    hybrid_alpha: float = 0.5  # weight of the dense score in the fusion
+    hybrid_alpha: float = 0.8  # weight of the dense score; chosen on SciFact train
     threads: int = 0  # 0: let rq pick
 
     # next / related (chosen on six real lists: benchmarks/bench_recommend.py)
