@@ -4,24 +4,27 @@ Each link is stored in its own transaction as soon as it is fetched, so a run
 killed midway keeps what it did and the next run picks up the rest. A link
 fetched within the freshness window is not fetched again; a body whose hash is
 already archived for that resource is not extracted again; a link that fails
-keeps its last good document, so search still works after the link dies.
+keeps its last good document, so search still works after the link dies. A page
+answered 200 that is really the site's "not found" page fails as ``soft_404``, and
+a page already read whose text changed is noted (both in rq.health).
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
+from rq.health import SOFT_404, SoftNotFound, note_change
 from rq.paths import Location, locate
 from rq.queue import Queue, Resource, read_queue
 from rq.settings import Settings
-from rq.storage import Archive, FetchRecord, open_archive, writer_lock
+from rq.storage import Archive, FetchRecord, open_archive, sha256_hex, writer_lock
 from rq.urls import fetch_url, is_web_url
 
 # Failures that will not heal by themselves within the freshness window.
-PERMANENT_REASONS = frozenset({"not_found", "blocked", "bad_url", "too_large"})
+PERMANENT_REASONS = frozenset({"not_found", "blocked", "bad_url", "too_large", "soft_404"})
 
 Progress = Callable[[int, int, str], None]
 
@@ -40,6 +43,8 @@ class IngestSummary:
     failed: Counter = field(default_factory=Counter)
     no_text: int = 0
     failures: list[dict] = field(default_factory=list)
+    changed_since_read: int = 0  # pages marked read whose text changed in this run (see rq.health)
+    changes: list[dict] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -135,8 +140,9 @@ def _fetch_and_store(archive: Archive, requests: list, settings: Settings,
         progress(0, total, "fetching")
     # One worker: results are stored one by one in this thread anyway.
     with ExtractorPool(size=1) as pool:
+        checker = SoftNotFound(settings, pool)
         for done, result in enumerate(fetch_all(requests, settings), start=1):
-            store_result(archive, result, pool, settings, summary)
+            store_result(archive, result, pool, settings, summary, checker)
             if progress:
                 progress(done, total, result.request.url)
 
@@ -152,13 +158,25 @@ def _record(result, body_sha: str | None) -> FetchRecord:
     )
 
 
-def store_result(archive: Archive, result, pool, settings: Settings, summary: IngestSummary) -> None:
+def _failed(summary: IngestSummary, resource_id: str, url: str, reason: str, detail: str) -> None:
+    summary.failed[reason] += 1
+    summary.failures.append({"id": resource_id, "url": url, "reason": reason, "detail": detail})
+
+
+def _soft_404(archive: Archive, result, body_sha: str, detail: str, summary: IngestSummary) -> None:
+    """A page answered 200 that is really "not found": a failed fetch whose body stays archived
+    (fetches.body_sha), while the resource keeps its last good document."""
+    archive.add_fetch(replace(_record(result, body_sha), outcome="failed", reason=SOFT_404, detail=detail))
+    _failed(summary, result.request.key, result.request.url, SOFT_404, detail)
+
+
+def store_result(archive: Archive, result, pool, settings: Settings, summary: IngestSummary,
+                 checker=None) -> None:
+    """Archive one fetch result. ``checker`` (a rq.health.SoftNotFound) vets pages answered 200."""
     resource_id = result.request.key
     if result.outcome == "failed":
         archive.add_fetch(_record(result, None))
-        summary.failed[result.reason] += 1
-        summary.failures.append({"id": resource_id, "url": result.request.url,
-                                 "reason": result.reason, "detail": result.detail})
+        _failed(summary, resource_id, result.request.url, result.reason, result.detail)
         return
     if result.outcome == "not_modified":
         previous = archive.document(resource_id)
@@ -168,11 +186,26 @@ def store_result(archive: Archive, result, pool, settings: Settings, summary: In
     body_sha = archive.put_body(result.body)
     previous = archive.document(resource_id)
     if previous is not None and previous["body_sha"] == body_sha:
+        verdict = checker and checker.check(result, previous["kind"], previous["text"], previous["title"],
+                                            previous["charset"])
+        if verdict:
+            _soft_404(archive, result, body_sha, verdict, summary)
+            return
         archive.add_fetch(_record(result, body_sha))
         summary.unchanged += 1
         return
     doc = pool.extract(result.body, result.content_type, result.final_url or result.request.url, settings)
-    archive.put_document(resource_id, body_sha, doc, _record(result, body_sha))
+    verdict = checker and checker.check(result, doc.kind, doc.text, doc.title, doc.charset)
+    if verdict:
+        _soft_404(archive, result, body_sha, verdict, summary)
+        return
+    with archive.transaction():
+        archive.put_document(resource_id, body_sha, doc, _record(result, body_sha))
+        text_sha = sha256_hex(doc.text.encode("utf-8", "surrogatepass"))
+        score = note_change(archive, resource_id, previous, doc.text, text_sha, body_sha)
     summary.fetched += 1
+    if score is not None:
+        summary.changed_since_read += 1
+        summary.changes.append({"id": resource_id, "url": result.request.url, "similarity": round(score, 3)})
     if not doc.text.strip():
         summary.no_text += 1

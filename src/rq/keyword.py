@@ -15,7 +15,6 @@ a half-written index and a crash mid-save leaves the previous one in place.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from rq.errors import ArchiveError, IndexMismatchError, RqError
-from rq.vectors import fsync_dir, write_atomic
+from rq.storage import atomic_write_bytes, fsync_dir, fsync_file
 
 FORMAT = 1
 # A token: letters/digits, optionally joined by _ . - ' into one identifier.
@@ -165,9 +164,9 @@ class KeywordIndex:
         meta = {"format": FORMAT, "count": len(self.ids), "tokenizer": self.tokenizer.config, "params": self.params}
         (target / "rq-keyword.json").write_text(json.dumps(meta, sort_keys=True))
         for path in target.iterdir():
-            _fsync_file(path)
+            fsync_file(path)
         fsync_dir(target)
-        write_atomic(folder / "CURRENT", target.name.encode())
+        atomic_write_bytes(folder / "CURRENT", target.name.encode())
         # Older generations are unreachable now; a reader that opened one keeps its arrays in memory.
         for old in folder.glob("gen-*"):
             if old.name != target.name:
@@ -235,8 +234,3 @@ def _gen_number(name: str) -> int:
         return int(name.split("-", 1)[1])
     except (IndexError, ValueError):
         return 0
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())

@@ -28,6 +28,7 @@ class ResourceView:
     kind: str | None
     extra_links: tuple[str, ...] = ()
     places: list[int] = field(default_factory=list)
+    changed_since_read: bool = False  # marked read, and its page changed since (rq.health)
 
     @property
     def is_read(self) -> bool:
@@ -60,9 +61,15 @@ def describe(resource: Resource, last: FetchRecord | None, doc) -> ResourceView:
 
 
 def views(queue: Queue, archive: Archive) -> list[ResourceView]:
+    from rq.health import changed_since_read
+
     last = archive.last_fetches()
     docs = archive.documents()
-    return [describe(r, last.get(r.id), docs.get(r.id)) for r in queue.resources]
+    items = [describe(r, last.get(r.id), docs.get(r.id)) for r in queue.resources]
+    changed = {c["id"] for c in changed_since_read(archive, queue)}
+    for item in items:
+        item.changed_since_read = item.id in changed
+    return items
 
 
 def load_views(settings: Settings) -> tuple[object, Queue, list[ResourceView]]:
@@ -89,5 +96,6 @@ def summarize(location, queue: Queue, items: list[ResourceView]) -> dict:
         "by_state": dict(states),
         "by_fetch": dict(fetch),
         "failed_by_reason": dict(reasons),
+        "changed_since_read": sum(1 for v in items if v.changed_since_read),
         "warnings": [str(w) for w in queue.warnings],
     }

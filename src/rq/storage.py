@@ -1,11 +1,11 @@
 """The archive: every file rq writes lives behind this module.
 
 An index folder holds ``archive.sqlite`` (resources, fetch attempts, extracted
-documents, read events, passages and the embedding cache), ``raw/`` (fetched
-bodies, content-addressed by SHA-256) and the derived search indexes. SQLite
-runs in WAL mode with one transaction per item, and every other file is written
-to a temporary name, fsynced and renamed, so a run killed at any moment leaves
-an archive the next run can use and resume.
+documents, read events, changes to pages already read, passages and the embedding
+cache), ``raw/`` (fetched bodies, content-addressed by SHA-256) and the derived
+search indexes. SQLite runs in WAL mode with one transaction per item, and every
+other file is written to a temporary name, fsynced and renamed, so a run killed
+at any moment leaves an archive the next run can use and resume.
 """
 
 from __future__ import annotations
@@ -57,6 +57,12 @@ CREATE TABLE IF NOT EXISTS embeddings (
 CREATE TABLE IF NOT EXISTS read_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, resource_id TEXT NOT NULL, at REAL NOT NULL, state TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, resource_id TEXT NOT NULL, at REAL NOT NULL,
+    old_text_sha TEXT NOT NULL, new_text_sha TEXT NOT NULL, old_body_sha TEXT, new_body_sha TEXT,
+    similarity REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_by_resource ON changes(resource_id, at);
 """
 
 
@@ -83,21 +89,23 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over ``path``."""
+def atomic_write_bytes(path: Path, data: bytes | list[bytes]) -> None:
+    """Write to a temp file in the same folder, fsync, then rename over ``path``: a reader
+    sees the old content or the new, never a mix. ``data`` may be a list of chunks."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), _mode_for(path))
-            fh.write(data)
+            for chunk in [data] if isinstance(data, (bytes, bytearray, memoryview)) else data:
+                fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _mode_for(path: Path) -> int:
@@ -111,7 +119,13 @@ def _mode_for(path: Path) -> int:
         return 0o666 & ~umask
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (a no-op where directories cannot be opened)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -307,6 +321,23 @@ class Archive:
         with self.transaction() as conn:
             conn.execute("INSERT INTO read_events(resource_id, at, state) VALUES (?, ?, ?)",
                          (resource_id, time.time() if at is None else at, state))
+
+    def last_read_times(self) -> dict[str, float]:
+        """When each resource was last marked read with `rq done` (ticks made in an editor leave no event)."""
+        rows = self.conn.execute("SELECT resource_id, MAX(at) FROM read_events WHERE state = 'read' GROUP BY resource_id")
+        return {row[0]: row[1] for row in rows}
+
+    # -- changes to pages already read -----------------------------------------
+    def add_change(self, resource_id: str, at: float, old_text_sha: str, new_text_sha: str,
+                   old_body_sha: str | None, new_body_sha: str | None, similarity: float) -> None:
+        with self.transaction() as conn:
+            conn.execute(
+                """INSERT INTO changes(resource_id, at, old_text_sha, new_text_sha, old_body_sha, new_body_sha,
+                       similarity) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                (resource_id, at, old_text_sha, new_text_sha, old_body_sha, new_body_sha, similarity))
+
+    def changes(self) -> list[sqlite3.Row]:
+        return list(self.conn.execute("SELECT * FROM changes ORDER BY at, id"))
 
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

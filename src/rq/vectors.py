@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from rq.storage import atomic_write_bytes
 from rq.errors import ArchiveError, IndexMismatchError, RqError
 
 MAGIC = b"RQVECTORS\0"
@@ -35,45 +35,6 @@ HNSW_EF_SEARCH = 128  # raised to k when more results are asked for
 # 200k (d=384, 2-core CI machine), while an HNSW graph takes ~0.55 ms per vector to build
 # and loses a little recall. Exact search stays cheaper overall up to about here.
 DEFAULT_HNSW_ABOVE = 200_000
-
-
-def write_atomic(path: Path, chunks: list[bytes] | bytes) -> None:
-    """Write a file so a reader sees the old content or the new one, never a mix.
-
-    The temporary file sits in the target's folder (os.replace is only atomic within
-    one file system) and is fsynced before the rename, the folder after it.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            for chunk in [chunks] if isinstance(chunks, (bytes, bytearray, memoryview)) else chunks:
-                fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make a rename in ``folder`` durable (a no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def usable_cpus() -> int:
@@ -165,7 +126,7 @@ class VectorIndex:
             "payload_bytes": int(payload.nbytes), "crc32": zlib.crc32(payload) & 0xFFFFFFFF,
             "meta": self.meta,
         }, sort_keys=True).encode()
-        write_atomic(Path(path), [MAGIC, struct.pack("<I", len(header)), header, payload.tobytes()])
+        atomic_write_bytes(Path(path), [MAGIC, struct.pack("<I", len(header)), header, payload.tobytes()])
 
     @classmethod
     def load(cls, path: Path, dim: int | None = None, threads: int = 0,
