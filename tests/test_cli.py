@@ -42,7 +42,8 @@ def test_help_and_ls_do_not_import_heavy_libraries(queue_file, tmp_path):
 
 
 def test_every_command_help_has_an_example():
-    for command in ("ingest", "index", "search", "ls", "show", "status", "done", "todo"):
+    for command in ("ingest", "index", "search", "ls", "show", "status", "done", "todo", "next", "related",
+                    "clusters", "map", "health"):
         proc = rq(command, "--help")
         assert proc.returncode == 0
         assert "Example: rq " + command in " ".join(proc.stdout.split()), command
@@ -69,6 +70,12 @@ def test_ingest_then_ls_status_show(queue_file, tmp_path):
     status = json.loads(rq("status", "--queue", queue_file, "--index", index, "--json").stdout)
     assert status["resources"] == 2 and status["empty_sections"] == 1
     assert status["failed_by_reason"] == {"gone_dns": 1}
+
+    health = json.loads(rq("health", "--queue", queue_file, "--index", index, "--json").stdout)
+    assert health["counts"] == {"gone_dns": 1}
+    dead = health["by_reason"]["gone_dns"][0]
+    assert dead["title"] == "Dead link" and dead["archived_copy"] is False
+    assert "gone_dns (1)" in rq("health", "--queue", queue_file, "--index", index).stdout
 
     shown = json.loads(rq("show", listing[0]["id"][:5], "--queue", queue_file, "--index", index, "--json").stdout)
     assert "training and serving features" in shown["text_head"]

@@ -135,6 +135,9 @@ def _print_ingest_summary(summary) -> None:
         err.print(f"  failed ({reason}): {count}")
     if failed:
         err.print("  links that could not be fetched are indexed from their title, note and section")
+    changed = getattr(summary, "changed_since_read", 0)
+    if changed:
+        err.print(f"  {changed} page(s) you read have changed since (see `rq health`)")
     for failure in summary.failures[:10]:
         err.print(f"  [dim]{failure['id']} {failure['reason']}: {failure['url']} ({failure['detail']})[/]")
 
@@ -161,6 +164,8 @@ def status(queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = F
     out.print("fetch: " + ", ".join(f"{k} {v}" for k, v in sorted(data["by_fetch"].items())))
     if data["failed_by_reason"]:
         out.print("failed: " + ", ".join(f"{k} {v}" for k, v in sorted(data["failed_by_reason"].items())))
+    if data.get("changed_since_read"):
+        out.print(f"changed since read: {data['changed_since_read']} (see `rq health`)")
     for warning in data["warnings"]:
         _stderr().print(f"warning: {warning}")
 
@@ -564,6 +569,50 @@ def map_cmd(
     else:
         _stderr().print(f"map of {info['resources']} resources ({info['projection']}, {info['clusters']} clusters) "
                         f"written to {info['out']}", markup=False)
+
+
+@app.command()
+@handles_errors
+def health(
+    reason: Annotated[Optional[str], typer.Option("--reason", help="Only links failing for this reason (e.g. not_found, soft_404).")] = None,
+    queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """Link health: dead links by reason (not found, DNS, refused, TLS, timeout, too large, not
+    text, soft 404...), whether an archived copy survives, and pages changed since you read them.
+
+    Example: rq health --reason soft_404
+    """
+    from rq.health import health_report
+
+    report = health_report(settings_from(queue=queue, index=index))
+    if reason:
+        report["by_reason"] = {k: v for k, v in report["by_reason"].items() if k == reason}
+    if json_out:
+        emit_json(report)
+        return
+    _print_health(report)
+
+
+def _when(ts) -> str:
+    import datetime as dt
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d") if ts else "never"
+
+
+def _print_health(report: dict) -> None:
+    from rich.text import Text
+    out = _stdout()
+    out.print(f"{report['web_links']} web links: {report['fetched']} fetched, {report['not_fetched']} never fetched, "
+              f"{report['failing']} failing")
+    for reason, entries in report["by_reason"].items():
+        out.print(Text(f"\n{reason} ({len(entries)})", style="bold"))
+        for e in entries:
+            copy = f"archived copy from {_when(e['archived_at'])}" if e["archived_copy"] else "no archived copy"
+            out.print(Text(f"  {e['id']}  {e['title']}  | last worked {_when(e['last_ok_at'])}; {copy}"))
+            out.print(Text(f"      {e['url']}  ({e['detail']})", style="dim"))
+    if report["changed_since_read"]:
+        out.print(Text(f"\nchanged since you read them ({len(report['changed_since_read'])})", style="bold"))
+        for c in report["changed_since_read"]:
+            out.print(Text(f"  {c.get('id')}  {c.get('title')}  (text similarity {c.get('similarity', 0):.2f})"))
 
 
 def main() -> None:
