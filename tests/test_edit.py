@@ -164,3 +164,12 @@ def test_done_changes_only_the_target_line(tmp_path, lines, newline, data):
     assert changed == result.lines
     assert set(changed) <= {p.line_no for p in target.places}
     assert parse_queue(path.read_bytes()).by_id()[target.id].state == "read"
+
+
+def test_a_temp_file_left_by_a_killed_write_is_swept(queue_file):
+    leftover = queue_file.parent / f".rq-tmp-{queue_file.name}-abc123"
+    leftover.write_bytes(b"half a queue")
+    other = queue_file.parent / ".rq-tmp-another.md-xyz"
+    other.write_bytes(b"not ours")
+    edit.set_state(queue_file, "https://e.com/last", "read")
+    assert not leftover.exists() and other.exists()

@@ -97,6 +97,10 @@ class _Snapshot:
         return cls(hashlib.sha256(raw).hexdigest(), st.st_size, st.st_mtime_ns, st.st_ino)
 
 
+def _tmp_prefix(target: Path) -> str:
+    return f"{TMP_PREFIX}{target.name}-"
+
+
 @contextmanager
 def _queue_lock(target: Path) -> Iterator[None]:
     import fcntl
@@ -109,6 +113,10 @@ def _queue_lock(target: Path) -> Iterator[None]:
     with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
+            # A run killed mid-write leaves its temp file beside the queue; only this queue's
+            # own temp files are swept, and only while holding its lock.
+            for leftover in target.parent.glob(f"{_tmp_prefix(target)}*"):
+                leftover.unlink(missing_ok=True)
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
@@ -130,7 +138,7 @@ def _replace(target: Path, data: bytes, mode: int) -> None:
     fd, tmp = None, None
     try:
         import tempfile
-        fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(target), dir=target.parent)
         with os.fdopen(fd, "wb") as fh:
             fd = None
             fh.write(data)
