@@ -1,0 +1,242 @@
+"""The ONNX fast path: vectors agree with sentence-transformers, damage is refused, no torch.
+
+One export per module (about 6-10 s on two cores, printed with -s); the torch model is the
+session-wide ``embedder`` fixture from conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rq.embed import model_fingerprint, resolve_model
+from rq.errors import ArchiveError
+from rq.onnx_embed import EXPORT_DIR, SIDECAR, OnnxEmbedder, export_onnx, load_fast_embedder, read_sidecar
+
+pytestmark = pytest.mark.slow
+
+MODEL = "all-MiniLM-L6-v2"
+
+LONG = " ".join(f"Paragraph {i} discusses retrieval-augmented generation, dense passage retrieval and "
+                "BM25 baselines on the BEIR benchmark." for i in range(40))  # ~700 word pieces
+LONG_TAIL = LONG + " tail that lies beyond the window and must not change the vector"
+
+TEXTS = [
+    "",
+    "a",
+    "?",
+    "   padded with spaces and\ttabs\n",
+    "real-time recsys",
+    "How do I deploy a PyTorch model behind a REST API?",
+    "Vector databases: FAISS, HNSW graphs and product quantisation explained",
+    "ALL CAPS TITLE ABOUT MACHINE LEARNING",
+    "Ünïcödé àccents: café, naïve, Straße, Ærøskøbing",
+    "中文文本检索与排序",
+    "日本語の文章埋め込み",
+    "Русский текст о поиске",
+    "نص عربي عن البحث",
+    "emoji 🤖🚀 and symbols ∑∫√ ≤ ≥",
+    "def encode(texts): return model(texts)  # code",
+    "https://example.org/path?query=1&b=2#frag",
+    "1234567890 3.14159 2026-11-26",
+    "supercalifragilisticexpialidocious" * 6,
+    "word " * 300,  # 300 pieces: truncated at 254
+    LONG,
+    LONG_TAIL,
+    "Title line\nBody of the passage on the second line.\nA third line.",
+    "The quick brown fox jumps over the lazy dog. " * 8,
+    "Section: Recommender systems / Papers",
+    "Attention is all you need",
+    "Learning to rank with gradient boosted trees (LambdaMART) for e-commerce search",
+    "Does vitamin D deficiency increase the risk of tuberculosis?",
+    "0-dimensional biomaterials show inductive properties.",
+    "MLOps: CI/CD for machine learning, feature stores & model registries",
+    "x" * 5000,  # one long "word": the tokenizer's per-word cap turns it into [UNK]
+]
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("index")
+    started = time.monotonic()
+    export_onnx(resolve_model(MODEL), folder / EXPORT_DIR)
+    print(f"\nONNX export (fp32 + int8) took {time.monotonic() - started:.1f} s")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def fast(index_dir) -> OnnxEmbedder:
+    embedder = load_fast_embedder(index_dir, MODEL)
+    assert embedder is not None
+    return embedder
+
+
+@pytest.fixture(scope="module")
+def reference(embedder) -> np.ndarray:
+    return embedder.encode(TEXTS)
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+
+
+def test_same_surface_and_model_id(fast, embedder):
+    assert fast.model_id == embedder.model_id  # indexes and caches stay valid across paths
+    assert fast.dim == embedder.dim == 384
+    assert fast.max_pieces == embedder.max_pieces == 254
+    assert fast.count_pieces(TEXTS) == embedder.count_pieces(TEXTS)
+
+
+def test_sidecar_records_checksums_and_tokenizer(index_dir):
+    sidecar = read_sidecar(index_dir / EXPORT_DIR)
+    assert sidecar["tokenizer"]["max_length"] == 256
+    assert sidecar["tokenizer"]["lowercase"] is True  # from tokenizer.json's normaliser
+    assert sidecar["pooling"] == "mean" and sidecar["normalize"] is True
+    assert sidecar["model_fingerprint"] == model_fingerprint(resolve_model(MODEL))
+    for kind in ("fp32", "int8"):
+        for role in ("graph", "data"):
+            entry = sidecar["files"][kind][role]
+            assert len(entry["sha256"]) == 64
+            assert (index_dir / EXPORT_DIR / entry["file"]).stat().st_size == entry["bytes"]
+
+
+def test_query_vectors_agree_with_sentence_transformers(fast, embedder):
+    ours = np.stack([fast.encode_query(t) for t in TEXTS])
+    theirs = np.stack([embedder.encode_query(t) for t in TEXTS])
+    cos = _cos(ours, theirs)
+    assert cos.min() >= 0.999, {TEXTS[i][:40]: float(cos[i]) for i in np.argsort(cos)[:3]}
+    assert ours.dtype == np.float32 and ours.shape == (len(TEXTS), 384)
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+
+
+def test_truncation_matches(fast, embedder):
+    assert embedder.count_pieces([LONG])[0] > 600
+    a, b = fast.encode_query(LONG), fast.encode_query(LONG_TAIL)
+    assert _cos(a, b) > 0.99999  # words past the 256-piece window do not count
+    assert _cos(a, embedder.encode_query(LONG)) >= 0.999
+
+
+def test_batch_encode_agrees_and_keeps_order(fast, reference):
+    seen = []
+    ours = fast.encode(TEXTS, batch_size=4, progress=lambda done, total: seen.append((done, total)))
+    assert ours.shape == reference.shape and ours.dtype == np.float32
+    assert _cos(ours, reference).min() >= 0.999
+    assert seen[-1] == (len(TEXTS), len(TEXTS))
+    # Padding inside a batch changes nothing: batched rows equal one-at-a-time vectors.
+    single = np.stack([fast.encode_query(t) for t in TEXTS])
+    assert _cos(ours, single).min() >= 0.9999
+    assert fast.encode([]).shape == (0, 384)
+
+
+def test_int8_bulk_path_agrees_within_its_bound(index_dir, reference, fast):
+    """int8 weights move vectors a little. On all 5,183 SciFact abstracts the cosine to the fp32
+    vectors was >= 0.990 (mean 0.995) at an nDCG@10 cost of 0.002 (benchmarks/bench_speed.py);
+    here texts of a handful of word pieces or more stay >= 0.985. Inputs of one or two pieces
+    ("", "?", one [UNK]) average the rounding error over no other token and land at ~0.97, so
+    they get 0.95. Both bounds still catch a broken graph: unrelated texts score < 0.5."""
+    int8 = load_fast_embedder(index_dir, MODEL, bulk="int8")
+    assert int8.bulk == "int8"
+    ours = int8.encode(TEXTS, batch_size=8)
+    cos = _cos(ours, reference)
+    worst = {TEXTS[i][:40]: round(float(cos[i]), 4) for i in np.argsort(cos)[:4]}
+    real = np.asarray(fast.count_pieces(TEXTS)) >= 5
+    assert cos[real].min() >= 0.985, worst
+    assert cos.min() >= 0.95, worst
+    assert cos.mean() >= 0.99, worst
+    # Queries always take the fp32 graph, whatever the bulk precision.
+    assert _cos(int8.encode_query(TEXTS[5]), reference[5]) >= 0.999
+
+
+def _copy_export(index_dir: Path, target: Path) -> Path:
+    """The fp32 files and the sidecar (the int8 files are only checked when used)."""
+    src = index_dir / EXPORT_DIR
+    dst = target / EXPORT_DIR
+    dst.mkdir(parents=True)
+    sidecar = read_sidecar(src)
+    for role in ("graph", "data"):
+        shutil.copy2(src / sidecar["files"]["fp32"][role]["file"], dst)
+    shutil.copy2(src / SIDECAR, dst)
+    return dst
+
+
+def test_checksum_mismatch_is_refused(index_dir, tmp_path):
+    dst = _copy_export(index_dir, tmp_path)
+    data = dst / read_sidecar(dst)["files"]["fp32"]["data"]["file"]
+    with open(data, "r+b") as fh:
+        fh.seek(data.stat().st_size // 2)
+        byte = fh.read(1)
+        fh.seek(-1, os.SEEK_CUR)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(ArchiveError, match="checksum"):
+        load_fast_embedder(tmp_path, MODEL)
+
+
+@pytest.mark.parametrize("role", ["graph", "data"])
+def test_truncated_file_is_refused(index_dir, tmp_path, role):
+    dst = _copy_export(index_dir, tmp_path)
+    path = dst / read_sidecar(dst)["files"]["fp32"][role]["file"]
+    with open(path, "r+b") as fh:
+        fh.truncate(path.stat().st_size // 3)
+    with pytest.raises(ArchiveError, match="truncated"):
+        load_fast_embedder(tmp_path, MODEL)
+
+
+def test_missing_file_damaged_sidecar_and_other_model_are_refused(index_dir, tmp_path):
+    assert load_fast_embedder(tmp_path / "nothing here", MODEL) is None  # no export: fall back quietly
+    dst = _copy_export(index_dir, tmp_path)
+    sidecar = read_sidecar(dst)
+    (dst / sidecar["files"]["fp32"]["data"]["file"]).unlink()
+    with pytest.raises(ArchiveError):
+        load_fast_embedder(tmp_path, MODEL)
+    (dst / SIDECAR).write_text('{"format": 1, "fil')
+    with pytest.raises(ArchiveError, match="unreadable"):
+        load_fast_embedder(tmp_path, MODEL)
+    sidecar["model_fingerprint"] = "000000000000"
+    (dst / SIDECAR).write_text(json.dumps(sidecar))
+    with pytest.raises(ArchiveError, match="another version"):
+        load_fast_embedder(tmp_path, MODEL)
+
+
+def test_export_again_replaces_whole_export(index_dir, tmp_path, fast):
+    dst = tmp_path / EXPORT_DIR
+    dst.mkdir()
+    (dst / "encoder-deadbeef0000.fp32.onnx").write_bytes(b"left by a killed run")
+    graph = export_onnx(resolve_model(MODEL), dst, quantize=False)
+    sidecar = read_sidecar(dst)
+    assert graph.name == sidecar["files"]["fp32"]["graph"]["file"] and "int8" not in sidecar["files"]
+    names = {p.name for p in dst.iterdir()}
+    assert names == {SIDECAR, sidecar["files"]["fp32"]["graph"]["file"], sidecar["files"]["fp32"]["data"]["file"]}
+    again = load_fast_embedder(tmp_path, MODEL, bulk="int8")
+    assert again.bulk == "fp32"  # no int8 graph exported: bulk falls back to fp32
+    assert _cos(again.encode_query(TEXTS[5]), fast.encode_query(TEXTS[5])) > 0.99999
+
+
+def test_fresh_process_never_imports_torch(index_dir):
+    script = textwrap.dedent(f"""
+        import json, sys
+        from pathlib import Path
+        from rq.onnx_embed import load_fast_embedder
+        e = load_fast_embedder(Path({str(index_dir)!r}), {MODEL!r}, bulk="int8")
+        q = e.encode_query("real-time recsys")
+        v = e.encode(["two passages", "to embed"])
+        n = e.count_pieces(["count me"])
+        heavy = sorted(m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules)
+        print(json.dumps({{"heavy": heavy, "model_id": e.model_id, "shape": list(v.shape), "q": q[:4].tolist()}}))
+    """)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["heavy"] == []
+    assert result["shape"] == [2, 384]
+    assert result["model_id"].startswith(f"{MODEL}@")
