@@ -135,7 +135,7 @@ def export_onnx(model_path: Path, out_dir: Path, quantize: bool = True, optimize
     import tempfile
 
     from rq.embed import model_fingerprint
-    from rq.storage import atomic_write_bytes
+    from rq.storage import atomic_write_bytes, fsync_dir, fsync_file
 
     model_path = Path(model_path)
     out_dir = Path(out_dir)
@@ -162,12 +162,12 @@ def export_onnx(model_path: Path, out_dir: Path, quantize: bool = True, optimize
             # Weights first, graph after: a graph under its final name always finds its weights.
             for role, path in (("data", data), ("graph", graph)):
                 os.chmod(path, _new_file_mode())
-                _fsync_file(path)
+                fsync_file(path)
                 final = out_dir / path.name
                 os.replace(path, final)
                 entry[role] = {"file": final.name, "sha256": _sha256_file(final), "bytes": final.stat().st_size}
             entries[kind] = entry
-        _fsync_dir(out_dir)
+        fsync_dir(out_dir)
         sidecar = {
             "format": FORMAT,
             "model_fingerprint": model_fingerprint(model_path),
@@ -305,24 +305,6 @@ def _quantize(source: Path, target: Path) -> None:
 def _sha256_file(path: Path) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as fh:
-        os.fsync(fh.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------- loading and encoding
