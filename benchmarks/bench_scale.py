@@ -108,7 +108,7 @@ def md_table(header: list[str], rows: list[list]) -> str:
 
 
 def run(n: int, n_queries: int, sigma: float, threads: int, ef_sweep: list[int], m: int, ef_construction: int,
-        ef_search: int, keep_file: bool) -> dict:
+        ef_search: int, index_file: Path | None) -> dict:
     import faiss
 
     settings = Settings()
@@ -141,35 +141,50 @@ def run(n: int, n_queries: int, sigma: float, threads: int, ef_sweep: list[int],
     print(f"exact search, one query on one thread: median {np.median(flat_ms):.1f} ms", flush=True)
 
     rss_before = rss_mb()
-    start = time.perf_counter()
-    index = VectorIndex.build(data, np.arange(n, dtype=np.int64), kind=settings.vector_index,
-                              hnsw_above=settings.hnsw_above, threads=threads, m=m,
-                              ef_construction=ef_construction, ef_search=ef_search)
-    build_s = time.perf_counter() - start
-    rss_index = rss_mb() - rss_before
-    print(f"built {index.kind} in {build_s:.1f} s ({n / build_s:,.0f} vectors/s); RSS +{rss_index:.0f} MB", flush=True)
-
-    folder = Path(tempfile.mkdtemp(prefix="rq-scale-", dir=os.environ.get("RQ_SCALE_TMP")))
-    path = folder / "vectors.faiss"
-    start = time.perf_counter()
-    index.save(path)
-    save_s = time.perf_counter() - start
+    reuse = index_file is not None and index_file.exists()
+    if reuse:  # the same seeds give the same vectors: an index saved by an earlier run fits them
+        build_s = None
+        rss_index = None
+        path = index_file
+    else:
+        start = time.perf_counter()
+        index = VectorIndex.build(data, np.arange(n, dtype=np.int64), kind=settings.vector_index,
+                                  hnsw_above=settings.hnsw_above, threads=threads, m=m,
+                                  ef_construction=ef_construction, ef_search=ef_search)
+        build_s = time.perf_counter() - start
+        rss_index = rss_mb() - rss_before
+        print(f"built {index.kind} in {build_s:.1f} s ({n / build_s:,.0f} vectors/s); RSS +{rss_index:.0f} MB",
+              flush=True)
+        if index_file is not None:
+            path = index_file
+        else:
+            folder = Path(tempfile.mkdtemp(prefix="rq-scale-", dir=os.environ.get("RQ_SCALE_TMP")))
+            path = folder / "vectors.faiss"
+        start = time.perf_counter()
+        index.save(path)
+        save_s = time.perf_counter() - start
+        del index
     file_bytes = path.stat().st_size
-    del index
     start = time.perf_counter()
     index = VectorIndex.load(path, dim=base.shape[1], threads=threads, ef_search=ef_search)
     load_s = time.perf_counter() - start
-    print(f"index file {file_bytes / 2**20:.0f} MB ({file_bytes / n:.0f} B/vector): save {save_s:.1f} s, "
-          f"load {load_s:.1f} s (read + CRC32 + deserialise, what each `rq search` process pays)", flush=True)
-    if not keep_file:
+    if reuse:
+        save_s = None
+        print(f"reused {path} (built by an earlier run)", flush=True)
+    print(f"index file {file_bytes / 2**20:.0f} MB ({file_bytes / n:.0f} B/vector): "
+          f"{'' if save_s is None else f'save {save_s:.1f} s, '}load {load_s:.1f} s "
+          "(read + CRC32 + deserialise, what each `rq search` process pays)", flush=True)
+    if index_file is None:
         path.unlink()
-        folder.rmdir()
+        path.parent.rmdir()
 
     results = {"n": n, "dim": int(base.shape[1]), "sigma": sigma, "threads": threads, "kind": index.kind,
                "m": m, "ef_construction": ef_construction, "ef_search_default": ef_search,
-               "hnsw_above": settings.hnsw_above, "generate_s": round(gen_s, 1), "build_s": round(build_s, 1),
-               "rss_index_mb": round(rss_index), "index_file_mb": round(file_bytes / 2**20),
-               "bytes_per_vector": round(file_bytes / n), "save_s": round(save_s, 2), "load_s": round(load_s, 2),
+               "hnsw_above": settings.hnsw_above, "generate_s": round(gen_s, 1),
+               "build_s": None if build_s is None else round(build_s, 1),
+               "rss_index_mb": None if rss_index is None else round(rss_index),
+               "index_file_mb": round(file_bytes / 2**20), "bytes_per_vector": round(file_bytes / n),
+               "save_s": None if save_s is None else round(save_s, 2), "load_s": round(load_s, 2),
                "exact_one_query_ms": round(float(np.median(flat_ms)), 2), "load_average": os.getloadavg()}
 
     rows = []
@@ -183,15 +198,17 @@ def run(n: int, n_queries: int, sigma: float, threads: int, ef_sweep: list[int],
             rows.append(row)
             print(f"  efSearch {ef:>4} {name:>8} k=10: recall@10 {row['recall@10']:.4f}  p50 {row['p50_ms']:.2f} ms"
                   f"  p99 {row['p99_ms']:.2f} ms", flush=True)
-    # The depth `rq search` asks for past 20,000 passages (search.py): k=1000, efSearch >= k.
+    # The depth `rq search` asks for past 20,000 passages (search.py: k=1000, so efSearch=1000),
+    # and a shallower one for comparison.
     index.ef_search = ef_search
-    for name, queries in (("real", real_queries), ("held_out", held_out)):
-        found, ms = single_queries(index, queries[:300], 1000)
-        row = {"ef_search": max(ef_search, 1000), "queries": name, "k": 1000,
-               "recall@10": round(recall_at(found, truth[name][:300]), 4), **describe(ms)}
-        rows.append(row)
-        print(f"  rq search depth k=1000 {name:>8}: recall@10 {row['recall@10']:.4f}  p50 {row['p50_ms']:.2f} ms"
-              f"  p99 {row['p99_ms']:.2f} ms", flush=True)
+    for depth in (1000, 300):
+        for name, queries in (("real", real_queries), ("held_out", held_out)):
+            found, ms = single_queries(index, queries, depth)
+            row = {"ef_search": max(ef_search, depth), "queries": name, "k": depth,
+                   "recall@10": round(recall_at(found, truth[name]), 4), **describe(ms)}
+            rows.append(row)
+            print(f"  depth k={depth} {name:>8}: recall@10 {row['recall@10']:.4f}  p50 {row['p50_ms']:.2f} ms"
+                  f"  p99 {row['p99_ms']:.2f} ms", flush=True)
     results["searches"] = rows
     results["peak_rss_mb"] = round(peak_rss_mb())
     results["load_average_end"] = os.getloadavg()
@@ -213,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--m", type=int, default=HNSW_M)
     parser.add_argument("--ef-construction", type=int, default=HNSW_EF_CONSTRUCTION)
     parser.add_argument("--ef-search", type=int, default=HNSW_EF_SEARCH)
-    parser.add_argument("--keep-file", action="store_true", help="keep the saved index file")
+    parser.add_argument("--index-file", type=Path, default=None,
+                        help="save the built index here and keep it; if it exists, load it instead of building")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
     if not (OUT / PASSAGES).exists():
@@ -221,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results = run(args.n, args.queries, args.sigma, args.threads or usable_cpus(),
                   [int(x) for x in args.ef_sweep.split(",") if x], args.m, args.ef_construction, args.ef_search,
-                  args.keep_file)
+                  args.index_file)
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / f"scale-{args.n}.json"
     target.write_text(json.dumps(results, indent=2))

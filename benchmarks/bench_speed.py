@@ -298,13 +298,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--repeat", type=int, default=7, help="timed runs of each cold-start command")
     parser.add_argument("--sample", type=int, default=400, help="abstracts per throughput round")
-    parser.add_argument("--rounds", type=int, default=2, help="throughput rounds per path")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per path")
     parser.add_argument("--fresh", action="store_true", help="embed the full corpus again for nDCG")
     parser.add_argument("--skip", default="", help="comma list of sections to skip: cold,throughput,latency")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     OUT.mkdir(parents=True, exist_ok=True)
-    results: dict = {"load_average_start": loadavg(), "cpus": os.cpu_count()}
+    # Sections skipped in this run keep their figures from the last run that measured them.
+    previous = OUT / "speed.json"
+    results: dict = json.loads(previous.read_text()) if previous.exists() else {}
+    results.update({"load_average_start": loadavg(), "cpus": os.cpu_count()})
     print(f"# rq speed benchmark\n\n{os.cpu_count()} CPUs, load average {loadavg()}\n", flush=True)
 
     print("## Indexes", flush=True)
@@ -313,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     export_default = ensure_exported(default_index) if default_index else None
     export_scifact = ensure_exported(scifact_index)
     results["indexes"] = {"scifact": {**built, "path": str(scifact_index)},
-                          "default": str(default_index), "export_s": {"default": export_default, "scifact": export_scifact}}
+                          "default": str(default_index),
+                          "export_s": {"default": export_default, "scifact": export_scifact}}
     print(f"  SciFact index {scifact_index}: {built}; default index copy {default_index}", flush=True)
 
     if "cold" not in skip:
@@ -360,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         results.setdefault("scale", {})[scale["n"]] = scale
         print(f"{scale['n']:,} x {scale['dim']}: {scale['kind']} (M={scale['m']}, efConstruction="
               f"{scale['ef_construction']}), build {scale['build_s']} s, RSS +{scale['rss_index_mb']} MB, file "
-              f"{scale['index_file_mb']} MB, load {scale['load_s']} s, exact one query {scale['exact_one_query_ms']} ms")
+              f"{scale['index_file_mb']} MB, load {scale['load_s']} s, "
+              f"exact one query {scale['exact_one_query_ms']} ms")
         print(md_table(["efSearch", "queries", "k", "recall@10", "p50 ms", "p99 ms"],
                        [[r["ef_search"], r["queries"], r["k"], r["recall@10"], r["p50_ms"], r["p99_ms"]]
                         for r in scale["searches"]]))

@@ -240,3 +240,67 @@ def test_fresh_process_never_imports_torch(index_dir):
     assert result["heavy"] == []
     assert result["shape"] == [2, 384]
     assert result["model_id"].startswith(f"{MODEL}@")
+
+
+def _settings(index: Path, **extra):
+    """rq's Settings plus the embed_backend / embed_bulk fields the lead adds to them."""
+    from types import SimpleNamespace
+
+    from rq.settings import Settings
+
+    base = Settings(index=index)
+    return SimpleNamespace(**{f: getattr(base, f) for f in base.__dataclass_fields__}, **extra)
+
+
+def test_make_embedder_picks_the_export_or_falls_back_with_a_notice(index_dir, tmp_path):
+    from rq.embed import Embedder
+    from rq.onnx_embed import make_embedder
+
+    said: list[str] = []
+    chosen = make_embedder(_settings(index_dir), said.append)
+    assert isinstance(chosen, OnnxEmbedder) and chosen.bulk == "int8" and said == []
+    exact = make_embedder(_settings(index_dir, embed_backend="torch"), said.append)
+    assert isinstance(exact, Embedder) and not exact.fallback and said == []
+    missing = make_embedder(_settings(tmp_path / "empty"), said.append)
+    assert isinstance(missing, Embedder) and missing.fallback
+    assert "no ONNX export" in said[-1]
+    dst = _copy_export(index_dir, tmp_path / "damaged")
+    (dst / read_sidecar(dst)["files"]["fp32"]["graph"]["file"]).write_bytes(b"not a graph")
+    damaged = make_embedder(_settings(tmp_path / "damaged"), said.append)
+    assert isinstance(damaged, Embedder) and damaged.fallback and "truncated" in said[-1]
+
+
+def test_ensure_export_repairs_only_for_fallbacks(tmp_path, embedder):
+    from rq.onnx_embed import ensure_export, make_embedder
+
+    settings = _settings(tmp_path, embed_bulk="fp32")
+    # An embedder the caller chose itself is used as given, and nothing is exported.
+    assert ensure_export(tmp_path, settings, embedder) is embedder
+    assert not (tmp_path / EXPORT_DIR).exists()
+    said: list[str] = []
+    fallback = make_embedder(settings)
+    fast = ensure_export(tmp_path, settings, fallback, said.append)
+    assert isinstance(fast, OnnxEmbedder) and fast.bulk == "fp32" and "exporting" in said[0]
+    assert fast.model_id == embedder.model_id and fast.cache_key == embedder.model_id
+    assert ensure_export(tmp_path, settings, fast) is fast  # a usable export is not made again
+
+
+def test_int8_vectors_are_cached_apart_and_exact_ones_serve_every_path(index_dir):
+    from rq.onnx_embed import lookup_vectors, vectors_key
+
+    int8 = load_fast_embedder(index_dir, MODEL, bulk="int8")
+    fp32 = load_fast_embedder(index_dir, MODEL, bulk="fp32")
+    assert vectors_key(fp32) == fp32.model_id and vectors_key(int8) == f"{int8.model_id}+int8"
+
+    class Cache:
+        def __init__(self, rows):
+            self.rows = rows
+
+        def cached_vectors(self, model, hashes):
+            return {h: self.rows[(model, h)] for h in hashes if (model, h) in self.rows}
+
+    cache = Cache({(fp32.model_id, "a"): b"exact a", (vectors_key(int8), "a"): b"int8 a",
+                   (vectors_key(int8), "b"): b"int8 b"})
+    assert lookup_vectors(cache, int8.model_id, vectors_key(int8), ["a", "b", "c"]) == {"a": b"exact a",
+                                                                                       "b": b"int8 b"}
+    assert lookup_vectors(cache, fp32.model_id, vectors_key(fp32), ["a", "b"]) == {"a": b"exact a"}
