@@ -24,6 +24,10 @@ def _isolated_home(tmp_path, monkeypatch):
     for key in list(os.environ):
         if key.startswith("RQ_"):
             monkeypatch.delenv(key)
+    # Most tests run the exact sentence-transformers path, so each one does not pay a
+    # 6-10 s ONNX export of the model; tests/test_onnx_path.py runs the default (onnx) path
+    # end to end, and tests/test_onnx_embed.py checks the two agree.
+    monkeypatch.setenv("RQ_EMBED_BACKEND", "torch")
 
 
 @pytest.fixture(scope="session")

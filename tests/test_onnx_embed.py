@@ -180,6 +180,32 @@ def test_checksum_mismatch_is_refused(index_dir, tmp_path):
         load_fast_embedder(tmp_path, MODEL)
 
 
+def test_unchanged_files_skip_hashing_and_an_edit_in_place_is_caught(index_dir, tmp_path, monkeypatch):
+    import rq.onnx_embed as onnx_embed
+
+    dst = _copy_export(index_dir, tmp_path)
+    sidecar = read_sidecar(dst)
+    for role in ("graph", "data"):  # stamp the copies as the export stamps the files it writes
+        entry = sidecar["files"]["fp32"][role]
+        stat = (dst / entry["file"]).stat()
+        entry["stamp"] = [stat.st_ino, stat.st_size, stat.st_mtime_ns]
+    (dst / SIDECAR).write_text(json.dumps(sidecar))
+    hashed = []
+    real = onnx_embed._sha256_file
+    monkeypatch.setattr(onnx_embed, "_sha256_file", lambda path: hashed.append(path) or real(path))
+    load_fast_embedder(tmp_path, MODEL)
+    assert hashed == []
+    data = dst / sidecar["files"]["fp32"]["data"]["file"]
+    with open(data, "r+b") as fh:
+        fh.seek(1000)
+        byte = fh.read(1)
+        fh.seek(1000)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    os.utime(data, ns=(data.stat().st_atime_ns, data.stat().st_mtime_ns + 1_000_000))  # coarse clocks
+    with pytest.raises(ArchiveError, match="checksum"):
+        load_fast_embedder(tmp_path, MODEL)
+
+
 @pytest.mark.parametrize("role", ["graph", "data"])
 def test_truncated_file_is_refused(index_dir, tmp_path, role):
     dst = _copy_export(index_dir, tmp_path)
@@ -243,13 +269,9 @@ def test_fresh_process_never_imports_torch(index_dir):
 
 
 def _settings(index: Path, **extra):
-    """rq's Settings plus the embed_backend / embed_bulk fields the lead adds to them."""
-    from types import SimpleNamespace
-
     from rq.settings import Settings
 
-    base = Settings(index=index)
-    return SimpleNamespace(**{f: getattr(base, f) for f in base.__dataclass_fields__}, **extra)
+    return Settings(index=index, **extra)
 
 
 def test_make_embedder_picks_the_export_or_falls_back_with_a_notice(index_dir, tmp_path):

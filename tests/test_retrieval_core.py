@@ -397,3 +397,28 @@ def test_real_model_ranks_a_paraphrase_first(model):
     index = VectorIndex.build(model.encode(corpus), np.arange(len(corpus)))
     _, I = index.search(model.encode([query]), 3)
     assert I[0, 0] == 3
+
+
+def test_a_saved_keyword_index_scores_exactly_as_bm25s_without_importing_it(tmp_path):
+    import random
+    import subprocess
+    import sys
+
+    import bm25s
+
+    rng = random.Random(7)
+    words = [f"w{i}" for i in range(300)] + ["recsys", "parquet", "latency", "the", "of"]
+    docs = [" ".join(rng.choice(words) for _ in range(rng.randint(0, 60))) for _ in range(400)]
+    index = KeywordIndex.build(docs, np.arange(400) * 3)
+    index.save(tmp_path / "k")
+    queries = ["recsys latency", "w1 w1 w2 parquet", "w299 of the", "nothing-here", "w5"]
+    reloaded = KeywordIndex.load(tmp_path / "k")
+    assert not isinstance(reloaded._bm25, bm25s.BM25)
+    for query in queries:
+        np.testing.assert_allclose(reloaded.score_all(query), index.score_all(query), rtol=1e-6, atol=1e-6)
+        assert reloaded.search(query, 10)[0].tolist() == index.search(query, 10)[0].tolist()
+    code = ("import sys; import numpy as np; from rq.keyword import KeywordIndex; "
+            f"k = KeywordIndex.load({str(tmp_path / 'k')!r}); print(k.search('recsys latency', 3)[0].tolist()); "
+            "print(sorted(m for m in ('bm25s', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == str(index.search("recsys latency", 3)[0].tolist()) and out[1] == "[]"

@@ -42,6 +42,10 @@ def _stderr():
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _warn(message: str) -> None:
+    _stderr().print(f"rq: {message}", markup=False)
+
+
 def emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
@@ -115,7 +119,7 @@ def ingest(
     if not no_index:
         from rq.index import build_index
         with _Bar("embedding") as bar:
-            report = build_index(settings, progress=bar)
+            report = build_index(settings, progress=bar, notice=_warn)
         _print_index_report(report)
     if json_out:
         emit_json({**summary.as_dict(), "index": report.__dict__ if report else None})
@@ -290,7 +294,7 @@ def index_cmd(
 
     settings = settings_from(queue=queue, index=index, model=model)
     with _Bar("embedding") as bar:
-        report = build_index(settings, progress=bar, force=rebuild)
+        report = build_index(settings, progress=bar, force=rebuild, notice=_warn)
     if json_out:
         emit_json(report.__dict__)
         return

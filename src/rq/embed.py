@@ -72,6 +72,12 @@ def model_fingerprint(folder: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def model_id_for(name: str) -> str:
+    """The key caches and indexes carry for model ``name`` (name plus fingerprint), without loading it."""
+    canonical = _BUNDLED_NAME if name in _BUNDLED else name
+    return f"{canonical}@{model_fingerprint(resolve_model(name))}"
+
+
 class Embedder:
     """Encodes texts to L2-normalised float32 vectors with a local model, loaded on first use."""
 

@@ -49,6 +49,7 @@ class Manifest:
     resources: int
     vector_index: str
     built_at: float
+    vectors: str = ""  # cache key of the passage vectors: the model id, plus "+int8" for int8 ones
 
     def settings_differ(self, model_id: str, settings: Settings) -> list[str]:
         wanted = {"model": model_id, "chunk_words": settings.chunk_words,
@@ -115,39 +116,60 @@ def read_manifest(folder: Path) -> Manifest | None:
         return None
 
 
-def make_embedder(settings: Settings):
-    from rq.embed import Embedder
-    return Embedder(settings.model, threads=settings.threads, batch_size=settings.embed_batch_size)
+def make_embedder(settings: Settings, notice: Notice | None = None):
+    """The embedder for queries and passages: ONNX when the index holds an export, else
+    sentence-transformers (see rq.onnx_embed)."""
+    from rq.onnx_embed import make_embedder as choose
+
+    return choose(settings, notice)
 
 
-def staleness(location: Location, queue: Queue, archive: Archive, settings: Settings, embedder) -> str | None:
-    """Why the index must be (re)built, or None when it is current."""
+def model_id(settings: Settings, embedder=None) -> str:
+    if embedder is not None:
+        return embedder.model_id
+    from rq.embed import model_id_for
+
+    return model_id_for(settings.model)
+
+
+def staleness(location: Location, queue: Queue, archive: Archive, settings: Settings, model: str) -> str | None:
+    """Why the index must be (re)built, or None when it is current (``model``: the model id)."""
+    from rq.onnx_embed import wants_exact
+
     manifest = read_manifest(location.index_dir)
     if manifest is None:
         return "no index yet"
     if manifest.format != FORMAT:
         return "index format changed"
-    if manifest.settings_differ(embedder.model_id, settings):
+    if manifest.settings_differ(model, settings):
         return None  # not stale but incompatible: load_index refuses with a message
+    if manifest.vectors.endswith("+int8") and wants_exact(settings):
+        return "exact passage vectors asked for (the index holds int8 ones)"
     if str(manifest.generation) != (archive.meta("generation") or ""):
         return "index files do not match the archive"
     if not all((location.index_dir / name).exists() for name in (VECTORS, KEYWORDS, RESOURCE_VECTORS)):
         return "index files missing"
-    if manifest.content_key != content_key(queue, archive, settings, embedder.model_id):
+    if manifest.content_key != content_key(queue, archive, settings, model):
         return "queue or archived text changed since the index was built"
     return None
 
 
 def build_index(settings: Settings, progress: Progress | None = None, force: bool = False,
-                embedder=None) -> IndexReport:
+                embedder=None, notice: Notice | None = None) -> IndexReport:
+    """Bring the index up to date with the queue and archive; embeds only passages whose
+    vectors are not cached. Also exports the model to ONNX when the index has no usable
+    export (so later searches start without torch); ``embedder`` given: used as is."""
+    from rq.onnx_embed import ensure_export
+
     location = locate(settings)
-    embedder = embedder or make_embedder(settings)
     started = time.monotonic()
     with writer_lock(location.index_dir):
+        embedder = ensure_export(location.index_dir, settings, embedder, notice)
         _, queue, archive = open_for(settings)
         try:
             sync_queue(archive, queue)
-            reason = "rebuild asked for" if force else staleness(location, queue, archive, settings, embedder)
+            reason = "rebuild asked for" if force else staleness(location, queue, archive, settings,
+                                                                 embedder.model_id)
             manifest = read_manifest(location.index_dir)
             if reason is None and manifest is not None and not manifest.settings_differ(embedder.model_id, settings):
                 return IndexReport(str(location.index_dir), False, "up to date", manifest.passages,
@@ -162,15 +184,18 @@ def build_index(settings: Settings, progress: Progress | None = None, force: boo
 
 def _embed_rows(rows: list[tuple], archive: Archive, embedder, settings: Settings,
                 progress: Progress | None) -> tuple[np.ndarray, int]:
+    from rq.onnx_embed import lookup_vectors, vectors_key
+
     hashes = [row[4] for row in rows]
-    cached = archive.cached_vectors(embedder.model_id, hashes)
+    key = vectors_key(embedder)
+    cached = lookup_vectors(archive, embedder.model_id, key, hashes)
     missing = {row[4]: row[3] for row in rows if row[4] not in cached}
     if missing:
         texts = list(missing.values())
         on_batch = (lambda done, total: progress(done, total, "embedding")) if progress else None
         vectors = embedder.encode(texts, batch_size=settings.embed_batch_size, progress=on_batch)
         fresh = [(h, v.astype(np.float32).tobytes()) for h, v in zip(missing, vectors)]
-        archive.cache_vectors(embedder.model_id, fresh)
+        archive.cache_vectors(key, fresh)
         cached.update(fresh)
     dim = embedder.dim
     matrix = np.zeros((len(rows), dim), dtype=np.float32)
@@ -182,6 +207,7 @@ def _embed_rows(rows: list[tuple], archive: Archive, embedder, settings: Setting
 def _build(location: Location, queue: Queue, archive: Archive, settings: Settings, embedder,
            progress: Progress | None, reason: str) -> IndexReport:
     from rq.keyword import KeywordIndex
+    from rq.onnx_embed import vectors_key
     from rq.vectors import VectorIndex
 
     rows = passage_rows(queue, archive, settings, embedder)
@@ -200,7 +226,7 @@ def _build(location: Location, queue: Queue, archive: Archive, settings: Setting
     save_resource_vectors(location.index_dir, rows, matrix, profiles, generation)
     manifest = Manifest(FORMAT, embedder.model_id, int(matrix.shape[1]), settings.chunk_words,
                         settings.chunk_overlap_words, key, generation, len(rows), len(queue.resources),
-                        vectors.kind, time.time())
+                        vectors.kind, time.time(), vectors_key(embedder))
     atomic_write_bytes(location.index_dir / MANIFEST, json.dumps(asdict(manifest), indent=2).encode())
     return IndexReport(str(location.index_dir), True, reason, len(rows), len(queue.resources),
                        embedded, len(rows) + len(profile_rows) - embedded, vectors.kind, 0.0)

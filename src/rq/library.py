@@ -9,10 +9,10 @@ from typing import Callable
 import numpy as np
 
 from rq.index import load_resource_vectors, make_embedder, read_manifest
-from rq.ingest import open_for
 from rq.queue import Resource
 from rq.search import display_passage, ensure_index
 from rq.settings import Settings
+from rq.storage import open_archive
 
 
 @dataclass
@@ -28,16 +28,30 @@ class Library:
 
     def __init__(self, settings: Settings, notices: list[str], embedder=None):
         self.settings = settings
-        self.embedder = embedder or make_embedder(settings)
-        ensure_index(settings, notices.append, embedder=self.embedder)
-        self.location, self.queue, self.archive = open_for(settings, create=False)
+        self.notices = notices
+        self._embedder = embedder
+        self.location, self.queue = ensure_index(settings, notices.append, embedder=embedder)
+        self.archive = open_archive(self.location.index_dir, self.location.queue_key, create=False)
         manifest = read_manifest(self.location.index_dir)
         self.model_id = manifest.model
+        self.vectors_key = manifest.vectors or manifest.model  # cache key of the index's passage vectors
         ids, self.vectors = load_resource_vectors(self.location.index_dir, manifest.generation)
         self.row = {rid: i for i, rid in enumerate(ids)}
         self.ids = ids
         by_id = self.queue.by_id()
         self.resources: list[Resource | None] = [by_id.get(rid) for rid in ids]
+
+    @property
+    def embedder(self):
+        """Loaded on first use: `rq next` and `rq related ID` never encode a text."""
+        if self._embedder is None:
+            self._embedder = make_embedder(self.settings, self.notices.append)
+        return self._embedder
+
+    def cached_vectors(self, hashes: list[str]) -> dict[str, bytes]:
+        from rq.onnx_embed import lookup_vectors
+
+        return lookup_vectors(self.archive, self.model_id, self.vectors_key, hashes)
 
     def close(self) -> None:
         self.archive.close()
@@ -48,7 +62,7 @@ class Library:
     def passages(self, resource_id: str) -> tuple[list[str], np.ndarray]:
         rows = list(self.archive.conn.execute(
             "SELECT text, source, hash FROM passages WHERE resource_id = ? ORDER BY ord", (resource_id,)))
-        cache = self.archive.cached_vectors(self.model_id, [r["hash"] for r in rows])
+        cache = self.cached_vectors([r["hash"] for r in rows])
         rows = [r for r in rows if r["hash"] in cache]
         texts = [display_passage(r["text"], r["source"]) or r["text"].split("\n")[0] for r in rows]
         matrix = np.array([np.frombuffer(cache[r["hash"]], dtype=np.float32) for r in rows], dtype=np.float32)

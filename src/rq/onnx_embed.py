@@ -21,6 +21,7 @@ transformers and onnx (seconds, once per index folder).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -137,6 +138,34 @@ def export_onnx(model_path: Path, out_dir: Path, quantize: bool = True, optimize
     sees the old export or the new one, never a mix, and a run killed midway leaves only
     stray files that the next export removes.
     """
+    with _quiet_libraries():
+        return _export(Path(model_path), Path(out_dir), quantize, optimize)
+
+
+@contextlib.contextmanager
+def _quiet_libraries():
+    """The exporter's libraries print progress bars and configure the root logger (after which
+    every DEBUG record of bm25s and others would reach stderr): silence both, then restore."""
+    import logging
+
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    bars = os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS")
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+        if bars is None:
+            os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+        else:
+            os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = bars
+
+
+def _export(model_path: Path, out_dir: Path, quantize: bool, optimize: bool) -> Path:
     import secrets
     import shutil
     import tempfile
@@ -144,8 +173,6 @@ def export_onnx(model_path: Path, out_dir: Path, quantize: bool = True, optimize
     from rq.embed import model_fingerprint
     from rq.storage import atomic_write_bytes, fsync_dir, fsync_file
 
-    model_path = Path(model_path)
-    out_dir = Path(out_dir)
     layout = _st_layout(model_path)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -172,7 +199,9 @@ def export_onnx(model_path: Path, out_dir: Path, quantize: bool = True, optimize
                 fsync_file(path)
                 final = out_dir / path.name
                 os.replace(path, final)
-                entry[role] = {"file": final.name, "sha256": _sha256_file(final), "bytes": final.stat().st_size}
+                stat = final.stat()
+                entry[role] = {"file": final.name, "sha256": _sha256_file(final), "bytes": stat.st_size,
+                               "stamp": list(_stamp(stat))}
             entries[kind] = entry
         fsync_dir(out_dir)
         sidecar = {
@@ -234,6 +263,9 @@ def _trace(layout: dict, target: Path) -> dict:
 
     import torch
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     try:
         import onnx  # noqa: F401  (torch's exporter needs it to write the file)
@@ -477,7 +509,12 @@ class OnnxEmbedder:
         return vectors / np.maximum(norms, 1e-12)
 
     def _verify(self, kind: str) -> None:
-        """Check the sizes and sha256 of a graph and its weights against the sidecar."""
+        """Check the sizes and sha256 of a graph and its weights against the sidecar.
+
+        The sha256 is computed again only when a file is no longer the one the export wrote
+        (another inode, size or mtime: copied, restored, edited): files of an export are never
+        rewritten in place, and hashing the 90 MB of fp32 weights would add 75 ms to every
+        cold search."""
         stamps = []
         for role in ("graph", "data"):
             entry = self.sidecar["files"][kind][role]
@@ -487,6 +524,9 @@ class OnnxEmbedder:
                 if stat.st_size != entry["bytes"]:
                     raise ArchiveError(f"{path}: ONNX export is truncated ({stat.st_size} of {entry['bytes']} "
                                        "bytes); `rq index` exports it again")
+                if list(_stamp(stat)) == entry.get("stamp"):
+                    stamps.append(_stamp(stat))
+                    continue
                 digest = _sha256_file(path)
             except OSError as exc:
                 raise ArchiveError(f"{path}: ONNX export unreadable ({exc.strerror or exc}); "
@@ -560,14 +600,14 @@ BACKENDS = ("onnx", "torch")
 
 
 def _backend(settings) -> str:
-    backend = getattr(settings, "embed_backend", "onnx")
+    backend = settings.embed_backend
     if backend not in BACKENDS:
         raise RqError(f"embed_backend {backend!r}: use onnx or torch")
     return backend
 
 
 def _bulk(settings) -> str:
-    bulk = getattr(settings, "embed_bulk", "int8")
+    bulk = settings.embed_bulk
     if bulk not in BULK_PRECISIONS:
         raise RqError(f"embed_bulk {bulk!r}: use {' or '.join(BULK_PRECISIONS)}")
     return bulk

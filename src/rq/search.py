@@ -9,8 +9,9 @@ from typing import Callable
 import numpy as np
 
 from rq.errors import UsageError
-from rq.index import build_index, load_index, make_embedder, staleness
+from rq.index import build_index, load_index, make_embedder, model_id, staleness
 from rq.ingest import open_for, sync_queue
+from rq.storage import open_archive
 from rq.settings import Settings
 from rq.status import describe
 
@@ -92,17 +93,19 @@ def display_passage(text: str, source: str, max_chars: int = 360) -> str:
 
 
 def ensure_index(settings: Settings, notice: Callable[[str], None] | None, progress=None, embedder=None):
-    """Build or update the index when it is missing or older than the queue, saying so."""
+    """Build or update the index when it is missing or older than the queue, saying so.
+    Returns the location and the queue as parsed, for the caller to go on with."""
     location, queue, archive = open_for(settings)
     try:
         sync_queue(archive, queue)
-        reason = staleness(location, queue, archive, settings, embedder)
+        reason = staleness(location, queue, archive, settings, model_id(settings, embedder))
     finally:
         archive.close()
     if reason is not None:
         if notice:
             notice(f"{reason}: updating the index first")
-        build_index(settings, progress=progress, embedder=embedder)
+        build_index(settings, progress=progress, embedder=embedder, notice=notice)
+    return location, queue
 
 
 def search(settings: Settings, query: str, k: int = 10, mode: str = "hybrid", filters: Filters | None = None,
@@ -114,7 +117,6 @@ def search(settings: Settings, query: str, k: int = 10, mode: str = "hybrid", fi
     if k < 1:
         raise UsageError("-k must be at least 1")
     filters = filters or Filters()
-    embedder = embedder or make_embedder(settings)
     notices: list[str] = []
 
     def tell(message: str) -> None:
@@ -122,8 +124,10 @@ def search(settings: Settings, query: str, k: int = 10, mode: str = "hybrid", fi
         if notice:
             notice(message)
 
-    ensure_index(settings, tell, progress, embedder)
-    location, queue, archive = open_for(settings, create=False)
+    location, queue = ensure_index(settings, tell, progress, embedder)
+    # Chosen after the index exists: a build exports the model the fast embedder loads.
+    embedder = embedder or make_embedder(settings, tell)
+    archive = open_archive(location.index_dir, location.queue_key, create=False)
     try:
         loaded = _load_or_rebuild(location, archive, settings, embedder, tell, progress)
         ranked = _rank_resources(loaded, embedder, query, mode, settings)

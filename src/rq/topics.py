@@ -58,16 +58,17 @@ def _naming_texts(lib: Library) -> list[str]:
 def _heading_vectors(lib: Library) -> dict[tuple, np.ndarray]:
     from rq.chunk import passage_hash
     from rq.cluster import heading_text
+    from rq.onnx_embed import vectors_key
 
     paths = [s.path for s in lib.queue.sections]
     texts = {p: heading_text(p) for p in paths if heading_text(p)}
     hashes = {p: passage_hash(t) for p, t in texts.items()}
-    cached = lib.archive.cached_vectors(lib.model_id, list(hashes.values()))
+    cached = lib.cached_vectors(list(hashes.values()))
     missing = [p for p in texts if hashes[p] not in cached]
     if missing:
         vectors = lib.embedder.encode([texts[p] for p in missing])
         fresh = [(hashes[p], v.astype(np.float32).tobytes()) for p, v in zip(missing, vectors)]
-        lib.archive.cache_vectors(lib.model_id, fresh)
+        lib.archive.cache_vectors(vectors_key(lib.embedder), fresh)
         cached.update(fresh)
     return {p: np.frombuffer(cached[hashes[p]], dtype=np.float32) for p in texts}
 
