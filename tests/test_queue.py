@@ -205,3 +205,35 @@ def test_real_lists_parse_with_justified_counts(name):
     assert q.to_bytes() == (LISTS / name).read_bytes()
     assert not any(r.url.startswith("#") for r in q.resources)
     assert all(r.title for r in q.resources)
+
+
+def _parsed(queue):
+    return ([r.__dict__ for r in queue.resources], queue.sections, queue.warnings, queue.title, queue.encoding,
+            queue.lines, queue.to_bytes())
+
+
+def test_a_parsed_queue_is_read_back_from_the_index_folder_until_the_file_changes(tmp_path, monkeypatch):
+    import rq.queue_cache as queue_cache
+
+    queue_file = tmp_path / "q.md"
+    # duplicates (warning), no-link checkbox (warning), an undecodable byte, nested sections
+    queue_file.write_bytes(embedded_queue_path().read_bytes() + b"\n## Odd \xff bytes\n- [ ] [Again](https://github.com/ucbrise/flor)\n"
+                           b"- [x] no link here\n")
+    cache_dir = tmp_path / "ix"
+    cache_dir.mkdir()
+    fresh = read_queue(queue_file)
+    assert len(fresh.warnings) == 3  # one in the seed itself
+    first = queue_cache.read_queue_cached(queue_file, cache_dir)
+    assert (cache_dir / queue_cache.CACHE_FILE).is_file()
+    monkeypatch.setattr(queue_cache, "parse_queue", lambda *a: pytest.fail("parsed again"))
+    again = queue_cache.read_queue_cached(queue_file, cache_dir)
+    assert _parsed(again) == _parsed(first) == _parsed(fresh)
+    assert again.to_bytes() == queue_file.read_bytes()
+
+    monkeypatch.undo()
+    queue_file.write_bytes(queue_file.read_bytes().replace(b"- [ ] [Again]", b"- [x] [Again]"))
+    edited = queue_cache.read_queue_cached(queue_file, cache_dir)
+    assert _parsed(edited) == _parsed(read_queue(queue_file)) != _parsed(fresh)
+
+    (cache_dir / queue_cache.CACHE_FILE).write_text('{"digest": "x", "resour')
+    assert _parsed(queue_cache.read_queue_cached(queue_file, cache_dir)) == _parsed(edited)

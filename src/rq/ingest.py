@@ -66,14 +66,27 @@ def resource_row(resource: Resource) -> dict:
 
 
 def sync_queue(archive: Archive, queue: Queue) -> tuple[int, int]:
-    """Mirror the parsed queue into the archive's resources table: (added, removed)."""
-    return archive.sync_resources([resource_row(r) for r in queue.resources])
+    """Mirror the parsed queue into the archive's resources table: (added, removed).
+    Skipped when the table already mirrors these very bytes (60 ms per search at 5,000 items)."""
+    from rq.queue_cache import queue_digest
+
+    digest = queue_digest(queue.raw)
+    if archive.meta("queue_synced") == digest:
+        (count,) = archive.conn.execute("SELECT COUNT(*) FROM resources WHERE in_queue = 1").fetchone()
+        if count == len(queue.resources):
+            return 0, 0
+    with archive.transaction():
+        changed = archive.sync_resources([resource_row(r) for r in queue.resources])
+        archive.set_meta("queue_synced", digest)
+    return changed
 
 
 def open_for(settings: Settings, create: bool = True) -> tuple[Location, Queue, Archive]:
     """Parse the queue and open its archive; the shared start of every command."""
+    from rq.queue_cache import read_queue_cached
+
     location = locate(settings)
-    queue = read_queue(location.queue_path)
+    queue = read_queue_cached(location.queue_path, location.index_dir)
     archive = open_archive(location.index_dir, location.queue_key, create=create)
     return location, queue, archive
 

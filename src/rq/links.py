@@ -18,6 +18,9 @@ _AUTOLINK = re.compile(r"<(https?://[^>\s]{1,4000})>", re.I)
 _BARE = re.compile(r"https?://[^\s<>\[\]\"'`]{1,4000}", re.I)
 _TAG = re.compile(r"</?[a-zA-Z][^>]{0,2000}>")
 _EMPHASIS = re.compile(r"(\*\*|__|`+|~~)")
+_SPACES = re.compile(r"\s+")
+# An escape or a bracket of one kind; compiled once (a queue has thousands of lines).
+_BRACKETS = {pair: re.compile(r"\\.|[" + re.escape(pair) + "]") for pair in ("[]", "()")}
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ def _pairs(line: str, open_ch: str, close_ch: str) -> dict[int, int]:
     """
     stack: list[int] = []
     pairs: dict[int, int] = {}
-    for m in re.finditer(r"\\.|[" + re.escape(open_ch + close_ch) + "]", line):
+    for m in _BRACKETS[open_ch + close_ch].finditer(line):
         ch = m.group(0)
         if ch == open_ch:
             stack.append(m.start())
@@ -119,7 +122,7 @@ def _plain(text: str) -> str:
     text = _INNER_IMAGE.sub("", text)
     text = _TAG.sub("", text)
     text = _EMPHASIS.sub("", text).replace("[", "").replace("]", "")
-    return re.sub(r"\s+", " ", text).strip()
+    return _SPACES.sub(" ", text).strip()
 
 
 def strip_inline_markup(text: str) -> str:
@@ -137,4 +140,4 @@ def strip_inline_markup(text: str) -> str:
         text = _HTML_A.sub(lambda m: m.group(2), text)
         text = _TAG.sub("", text)
     text = _EMPHASIS.sub("", text)
-    return re.sub(r"\s+", " ", text).strip()
+    return _SPACES.sub(" ", text).strip()

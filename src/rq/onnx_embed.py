@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from rq.errors import ArchiveError, RqError
+from rq.errors import ArchiveError, ConfigError, RqError
 
 Progress = Callable[[int, int], None]
 
@@ -602,14 +602,14 @@ BACKENDS = ("onnx", "torch")
 def _backend(settings) -> str:
     backend = settings.embed_backend
     if backend not in BACKENDS:
-        raise RqError(f"embed_backend {backend!r}: use onnx or torch")
+        raise ConfigError(f"setting embed_backend: {backend!r} is not onnx or torch")
     return backend
 
 
 def _bulk(settings) -> str:
     bulk = settings.embed_bulk
     if bulk not in BULK_PRECISIONS:
-        raise RqError(f"embed_bulk {bulk!r}: use {' or '.join(BULK_PRECISIONS)}")
+        raise ConfigError(f"setting embed_bulk: {bulk!r} is not {' or '.join(BULK_PRECISIONS)}")
     return bulk
 
 

@@ -116,16 +116,19 @@ def decode_queue(raw: bytes, path: Path | None = None) -> tuple[str, str]:
     return body.decode("utf-8", errors="surrogateescape"), "utf-8"
 
 
-def read_queue(path: Path) -> Queue:
+def read_queue_bytes(path: Path) -> bytes:
     try:
-        raw = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except FileNotFoundError:
         raise QueueError("no such queue file", path) from None
     except IsADirectoryError:
         raise QueueError("is a folder, not a queue file", path) from None
     except OSError as exc:
         raise QueueError(f"cannot read queue file ({exc.strerror})", path) from None
-    return parse_queue(raw, path)
+
+
+def read_queue(path: Path) -> Queue:
+    return parse_queue(read_queue_bytes(path), path)
 
 
 def parse_queue(raw: bytes, path: Path | None = None) -> Queue:
@@ -259,7 +262,7 @@ class _Parser:
             existing = by_key.get(key)
             if existing is None:
                 by_key[key] = Resource(
-                    id=resource_id(item.url), url=item.url, title=item.title, note=item.note,
+                    id=resource_id(item.url, key), url=item.url, title=item.title, note=item.note,
                     section_path=item.section_path, state=item.state, line_no=item.line_no,
                     extra_links=item.extra_links, places=[item],
                 )

@@ -38,9 +38,11 @@ def normalize_url(url: str) -> str:
     return urlunsplit(("https", host, path, query, ""))
 
 
-def resource_id(url: str) -> str:
-    """Eight hex characters of the normalised URL's SHA-1: stable across edits elsewhere in the file."""
-    return hashlib.sha1(normalize_url(url).encode("utf-8")).hexdigest()[:8]
+def resource_id(url: str, normalized: str | None = None) -> str:
+    """Eight hex characters of the normalised URL's SHA-1: stable across edits elsewhere in the file.
+    ``normalized``: normalize_url(url), when the caller has it already."""
+    key = normalize_url(url) if normalized is None else normalized
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:8]
 
 
 _ARXIV_ABS = re.compile(r"^https?://(?:www\.)?(?:export\.)?arxiv\.org/(?:abs|html)/([^?#]+?)(?:v\d+)?/?(?:[?#].*)?$", re.I)
