@@ -366,3 +366,27 @@ def test_best_pair_on_hand_made_vectors():
         rec.best_pair(a, np.zeros((0, 3)))
     with pytest.raises(ValueError):
         rec.best_pair(a, np.ones((2, 4)))
+
+
+@pytest.mark.parametrize("n, n_read, c", [(300, 30, 1.0), (1200, 5, 0.1), (60, 59, 1.0), (200, 100, 10.0)])
+def test_numpy_svm_ranks_as_scikit_learns_linear_svc(n, n_read, c):
+    from sklearn.svm import LinearSVC
+
+    rng = np.random.default_rng(n + n_read)
+    centres = rng.normal(size=(8, 384))
+    x = centres[rng.integers(0, 8, n)] + rng.normal(scale=0.8, size=(n, 384))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    read = np.zeros(n, dtype=bool)
+    read[rng.choice(n, n_read, replace=False)] = True
+    weights = rng.uniform(0.2, 1.0, n_read)
+    ours = rec.svm_scores(x, read, weights, c=c)
+
+    sample = np.ones(n)
+    sample[read] = weights / weights.mean()
+    model = LinearSVC(C=c, class_weight="balanced", dual=False, tol=1e-10, max_iter=100_000)
+    model.fit(x, read.astype(np.int8), sample_weight=sample)
+    theirs = model.decision_function(x)
+    assert np.corrcoef(ours, theirs)[0, 1] > 0.99999
+    np.testing.assert_allclose(ours, theirs, atol=1e-3)
+    unread = np.flatnonzero(~read)
+    assert unread[np.argsort(-ours[unread])][:10].tolist() == unread[np.argsort(-theirs[unread])][:10].tolist()
