@@ -129,6 +129,9 @@ class Embedder:
         os.environ["TRANSFORMERS_OFFLINE"] = "1"
         import torch
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a "Loading weights" bar on stderr tells the user nothing
 
         # Deliberate thread count: torch's default may count cores the process cannot use.
         torch.set_num_threads(self.threads)
