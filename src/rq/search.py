@@ -11,9 +11,9 @@ import numpy as np
 from rq.errors import UsageError
 from rq.index import build_index, load_index, make_embedder, model_id, staleness
 from rq.ingest import open_for, sync_queue
-from rq.storage import open_archive
 from rq.settings import Settings
 from rq.status import describe
+from rq.storage import open_archive
 
 MODES = ("hybrid", "dense", "keyword")
 _WORD = re.compile(r"[\w][\w\-.+#]*\w|\w", re.UNICODE)
