@@ -337,10 +337,8 @@ def search(
         raise UsageError("--type takes html or pdf")
     settings = settings_from(queue=queue, index=index, model=model)
     filters = Filters(section=section, read=True if read else (False if unread else None), kind=kind)
-    err = _stderr()
     with _Bar("indexing") as bar:
-        response = run_search(settings, query, k=k, mode=mode, filters=filters,
-                              notice=lambda m: err.print(f"rq: {m}", markup=False), progress=bar)
+        response = run_search(settings, query, k=k, mode=mode, filters=filters, notice=_warn, progress=bar)
     if json_out:
         emit_json({"query": response.query, "mode": response.mode, "notices": response.notices,
                    "results": [h.as_dict() for h in response.hits]})
@@ -450,15 +448,14 @@ def related(
 
 def _print_answer(answer, json_out: bool, heading: str) -> None:
     from rich.text import Text
-    err = _stderr()
     for notice in answer.notices:
-        err.print(f"rq: {notice}", markup=False)
+        _warn(notice)
     if json_out:
         emit_json(answer.as_dict())
         return
     out = _stdout()
     if answer.fallback:
-        err.print(f"rq: {answer.fallback} (a fallback: mark items read with `rq done ID` to teach it)", markup=False)
+        _warn(f"{answer.fallback} (a fallback: mark items read with `rq done ID` to teach it)")
     for s in answer.suggestions:
         head = Text(f"{s.rank:>2}. ", style="bold")
         head.append(s.title, style="bold")
@@ -493,7 +490,7 @@ def clusters(
 
     report = cluster_report(settings_from(queue=queue, index=index), parse_k(k))
     for notice in report.notices:
-        _stderr().print(f"rq: {notice}", markup=False)
+        _warn(notice)
     if json_out:
         emit_json(report.as_dict())
         return
@@ -567,7 +564,7 @@ def map_cmd(
 
     info = write_collection_map(settings_from(queue=queue, index=index), out, color_by=color, k=parse_k(k))
     for notice in info["notices"]:
-        _stderr().print(f"rq: {notice}", markup=False)
+        _warn(notice)
     if json_out:
         emit_json(info)
     else:

@@ -164,9 +164,9 @@ def build_index(settings: Settings, progress: Progress | None = None, force: boo
     location = locate(settings)
     started = time.monotonic()
     with writer_lock(location.index_dir):
-        embedder = ensure_export(location.index_dir, settings, embedder, notice)
-        _, queue, archive = open_for(settings)
+        _, queue, archive = open_for(settings)  # a bad queue fails here, before any export
         try:
+            embedder = ensure_export(location.index_dir, settings, embedder, notice)
             sync_queue(archive, queue)
             reason = "rebuild asked for" if force else staleness(location, queue, archive, settings,
                                                                  embedder.model_id)

@@ -8,7 +8,7 @@ installed, and never to tokens holding digits, dots or underscores, which are
 names rather than words.
 
 Searching a saved index reads bm25s's arrays with numpy alone (``_Postings``): importing
-bm25s, which pulls in scipy, would cost a cold `rq search` 0.1-0.15 s; bm25s builds.
+bm25s, which pulls in scipy, would cost a cold `rq search` 0.1-0.15 s. bm25s still builds it.
 
 Saved indexes live in a folder: each save writes a fresh ``gen-N`` subfolder
 and then atomically repoints the ``CURRENT`` file at it, so a reader never sees
@@ -60,6 +60,10 @@ class Tokenizer:
                 raise RqError("keyword index: stemming asked for but PyStemmer is not installed") from None
             self._stemmer = Stemmer.Stemmer("english")
         self._cache: dict[str, str] = {}
+
+    @property
+    def stopword_terms(self) -> list[str]:
+        return sorted(self._stopwords)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -167,7 +171,7 @@ class KeywordIndex:
             self._bm25.save(str(target), show_progress=False)
         np.save(target / "ids.npy", self.ids)
         meta = {"format": FORMAT, "count": len(self.ids), "tokenizer": self.tokenizer.config, "params": self.params,
-                "stopword_terms": sorted(self.tokenizer._stopwords)}
+                "stopword_terms": self.tokenizer.stopword_terms}
         (target / "rq-keyword.json").write_text(json.dumps(meta, sort_keys=True))
         for path in target.iterdir():
             fsync_file(path)
