@@ -39,8 +39,8 @@ from rq import cluster as rqc  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from rq.embed import Embedder  # noqa: E402
-from rq.queue import read_queue  # noqa: E402
+from rq.index.encoders.torch_encoder import Embedder  # noqa: E402
+from rq.queue.parse import read_queue  # noqa: E402
 
 SEEDS = (0, 1, 2, 3, 4)
 WRAPPER_SHARE = 0.9  # a heading holding this share of all items is a wrapper, not a topic

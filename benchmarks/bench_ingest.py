@@ -28,9 +28,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_extract import load_pages, score  # noqa: E402
 from httpfixture import FixtureServer, static  # noqa: E402
 
-from rq.ingest import ingest  # noqa: E402
+from rq.ingest.pipeline import ingest  # noqa: E402
 from rq.settings import Settings  # noqa: E402
-from rq.storage import open_archive  # noqa: E402
+from rq.archive.db import open_archive  # noqa: E402
 
 WORDS = ("retrieval ranking embedding feature pipeline latency model training serving index vector "
          "query document cache shard replica stream batch label metric drift experiment").split()

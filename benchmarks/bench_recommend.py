@@ -56,8 +56,8 @@ from rq import recommend as rec  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
-from rq.embed import Embedder  # noqa: E402
-from rq.queue import read_queue  # noqa: E402
+from rq.index.encoders.torch_encoder import Embedder  # noqa: E402
+from rq.queue.parse import read_queue  # noqa: E402
 
 MIN_SECTION = 6
 SVM_CS = (0.003, 0.01, 0.03, 0.1, 1.0)
@@ -369,7 +369,7 @@ import sys, time
 import numpy as np
 vectors = np.load(sys.argv[1])
 start = time.perf_counter()
-from rq.recommend import rank_next
+from rq.rank.recommend import rank_next
 read = np.zeros(len(vectors), dtype=bool)
 read[::10] = True
 rank_next(vectors, read, ~read, method=sys.argv[2])
@@ -378,7 +378,7 @@ print((time.perf_counter() - start) * 1000)
 
 
 def cold_start(vectors: np.ndarray, out: Path) -> dict[str, float]:
-    """Milliseconds from importing rq.recommend to the first answer, median of 3 fresh processes:
+    """Milliseconds from importing rq.rank.recommend to the first answer, median of 3 fresh processes:
     what a one-shot `rq next` pays on top of loading its vectors (the SVM imports scikit-learn)."""
     import subprocess
 
@@ -546,7 +546,7 @@ def main() -> None:
         print(f"| {key} | {p50:.1f} | {p99:.1f} |")
     results["latency_ms"] = lat
     cold = cold_start(pool, args.out)
-    print("\n## Cold start: a fresh process, numpy already imported; import rq.recommend + first call\n")
+    print("\n## Cold start: a fresh process, numpy already imported; import rq.rank.recommend + first call\n")
     print("| method | ms |")
     print("|---|---|")
     for method, ms in cold.items():

@@ -37,11 +37,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from rq.chunk import split_passages  # noqa: E402
-from rq.embed import Embedder  # noqa: E402
-from rq.fusion import aggregate, fuse  # noqa: E402
-from rq.keyword import KeywordIndex, stemmer_available  # noqa: E402
-from rq.vectors import VectorIndex  # noqa: E402
+from rq.index.chunk import split_passages  # noqa: E402
+from rq.index.encoders.torch_encoder import Embedder  # noqa: E402
+from rq.rank.fusion import aggregate, fuse  # noqa: E402
+from rq.index.keyword import KeywordIndex, stemmer_available  # noqa: E402
+from rq.index.vectors import VectorIndex  # noqa: E402
 
 DEPTH = 100  # resources kept per ranker before fusion, and scored by Recall@100
 PASSAGE_DEPTH = 300  # passages fetched so that ~100 distinct resources remain after roll-up
@@ -243,7 +243,7 @@ FUSIONS = (
 BM25_GRID = [
     {"k1": k1, "b": b, "stopwords": sw, "stem": stem}
     for stem in ((False, True) if stemmer_available() else (False,))
-    for sw in ("en", "en_plus")
+    for sw in (True, False)  # with or without rq.words.STOPWORDS
     for k1, b in ((0.9, 0.4), (1.2, 0.75), (1.5, 0.75))
 ]
 

@@ -22,7 +22,7 @@
 The SciFact index is built once under benchmarks/out/ with rq's own API: a generated
 queue file (one item per document, links under https://scifact.invalid/ that are never
 fetched), the abstracts stored with Archive.put_document (no raw bodies are stored),
-then rq.index.build_index as `rq index` runs it (exporting the model to ONNX and
+then rq.index.build.build_index as `rq index` runs it (exporting the model to ONNX and
 embedding with the int8 graph, the defaults).
 """
 
@@ -58,7 +58,7 @@ def _heavy():
     sys.stderr.write("BENCH-HEAVY " + ",".join(heavy) + "\\n")
 atexit.register(_heavy)
 sys.argv = ["rq"] + sys.argv[1:]
-from rq.cli import main
+from rq.cli.app import main
 main()
 """
 
@@ -100,10 +100,10 @@ def build_scifact_index(data: Path) -> tuple[Path, Path, dict]:
     """Queue file and index folder for the 5,183 SciFact abstracts (built once, then reused)."""
     from bench_retrieval import load_beir
 
-    from rq.extract import Extracted
-    from rq.index import build_index, read_manifest
-    from rq.ingest import open_for, sync_queue
-    from rq.onnx_embed import export_dir_for, read_sidecar
+    from rq.extract.core import Extracted
+    from rq.index.build import build_index, read_manifest
+    from rq.archive.session import open_for, sync_queue
+    from rq.index.encoders.onnx_encoder import export_dir_for, read_sidecar
     from rq.settings import Settings
 
     queue_path = OUT / "scifact-queue.md"
@@ -182,8 +182,8 @@ def throughput_and_quality(data: Path, index_dir: Path, sample: int, rounds: int
     import numpy as np
     from bench_retrieval import evaluate, load_beir, top
 
-    from rq.embed import Embedder
-    from rq.onnx_embed import load_fast_embedder
+    from rq.index.encoders.torch_encoder import Embedder
+    from rq.index.encoders.onnx_encoder import load_fast_embedder
 
     ds = load_beir(data / "beir" / "scifact", ["test"])
     texts = [f"{t} {x}".strip() for t, x in zip(ds.titles, ds.texts)]
@@ -258,8 +258,8 @@ def query_latency(data: Path, index_dir: Path, n: int = 200) -> dict:
     import numpy as np
     from bench_retrieval import load_beir
 
-    from rq.embed import Embedder
-    from rq.onnx_embed import OnnxEmbedder, export_dir_for
+    from rq.index.encoders.torch_encoder import Embedder
+    from rq.index.encoders.onnx_encoder import OnnxEmbedder, export_dir_for
 
     ds = load_beir(data / "beir" / "scifact", ["test"])
     queries = [ds.queries[q] for q in sorted(ds.qrels["test"])][:n]

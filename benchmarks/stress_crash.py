@@ -49,8 +49,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # the same local HTTP server the tests 
 
 from httpfixture import FixtureServer, static  # noqa: E402
 
-from rq.storage import TMP_PREFIX  # noqa: E402
-from rq.urls import resource_id  # noqa: E402
+from rq.files import TMP_PREFIX  # noqa: E402
+from rq.queue.urls import resource_id  # noqa: E402
 
 WORDS = ("retrieval ranking embedding feature pipeline latency model training serving index vector "
          "query document cache shard replica stream batch label metric drift experiment").split()
@@ -59,7 +59,7 @@ WORDS = ("retrieval ranking embedding feature pipeline latency model training se
 FULL_WEIGHTS = {"ingest": 0.40, "mark": 0.35, "index": 0.15, "rebuild": 0.10}
 LIGHT_WEIGHTS = {"ingest": 0.5, "mark": 0.5}
 QUERY = "feature pipeline latency"
-_VECTOR_TMP = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")  # rq.vectors.write_atomic's temporary names
+_VECTOR_TMP = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")  # rq.index.vectors.write_atomic's temporary names
 _INDEX_FILES = ("manifest.json", "vectors.faiss", "resources.npz")
 
 
@@ -150,13 +150,13 @@ def _check_derived(index: Path, temps: Counter) -> list[str]:
     problems: list[str] = []
     manifest = None
     if (index / "manifest.json").exists():
-        from rq.index import Manifest
+        from rq.index.build import Manifest
         try:
             manifest = Manifest(**json.loads((index / "manifest.json").read_text()))
         except (ValueError, TypeError) as exc:
             problems.append(f"manifest.json does not parse: {exc}")
     if (index / "vectors.faiss").exists():
-        from rq.vectors import VectorIndex
+        from rq.index.vectors import VectorIndex
         try:
             VectorIndex.load(index / "vectors.faiss")
         except Exception as exc:  # noqa: BLE001 - any failure to load is the finding
@@ -174,7 +174,7 @@ def _check_derived(index: Path, temps: Counter) -> list[str]:
         problems.append("manifest.json exists but resources.npz does not")
     keywords = index / "keywords"
     if (keywords / "CURRENT").exists():
-        from rq.keyword import KeywordIndex
+        from rq.index.keyword import KeywordIndex
         try:
             KeywordIndex.load(keywords)
         except Exception as exc:  # noqa: BLE001
@@ -286,7 +286,7 @@ class Harness:
         return [command, ident, *where]
 
     def start(self, args: list[str], out=subprocess.PIPE, err=subprocess.PIPE) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "rq.cli", *args], env=self.env, cwd=self.dir,
+        return subprocess.Popen([sys.executable, "-m", "rq", *args], env=self.env, cwd=self.dir,
                                 stdout=out, stderr=err, start_new_session=True)
 
     def run_to_end(self, args: list[str], timeout: float = 900, key: str | None = None) -> subprocess.CompletedProcess:

@@ -257,7 +257,7 @@ def build_sites(links: int, faulty: float, seed: int):
 _CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from rq.ingest import ingest
+from rq.ingest.pipeline import ingest
 from rq.settings import Settings
 args = json.loads(sys.argv[1])
 settings = Settings(queue=Path(args["queue"]), index=Path(args["index"]), **args["settings"])
@@ -297,9 +297,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
 
-    from rq.health import health_report
+    from rq.report.health import health_report
     from rq.settings import Settings
-    from rq.urls import resource_id
+    from rq.queue.urls import resource_id
 
     servers, items = build_sites(args.links, args.faulty, args.seed)
     failures: list[str] = []

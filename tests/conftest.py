@@ -33,7 +33,7 @@ def _isolated_home(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def embedder():
     """The real all-MiniLM-L6-v2 from the installed package, loaded once per test session."""
-    from rq.embed import Embedder
+    from rq.index.encoders.torch_encoder import Embedder
 
     model = Embedder("all-MiniLM-L6-v2")
     model.encode(["load the weights now"])

@@ -14,7 +14,7 @@ HEAVY = ("torch", "sentence_transformers", "transformers", "trafilatura", "faiss
 
 def rq(*args, env_extra=None, cwd=None):
     env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "rq.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "rq", *map(str, args)], capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=300)
 
 
@@ -32,7 +32,7 @@ def queue_file(tmp_path, http_server):
 
 
 def test_help_and_ls_do_not_import_heavy_libraries(queue_file, tmp_path):
-    code = ("import sys\nfrom rq.cli import main\nsys.argv = ['rq'] + sys.argv[1:]\n"
+    code = ("import sys\nfrom rq.cli.app import main\nsys.argv = ['rq'] + sys.argv[1:]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             f"print('HEAVY', [m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)")
     for args in (["--help"], ["ls", "--queue", str(queue_file), "--index", str(tmp_path / "ix")],

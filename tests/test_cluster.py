@@ -1,4 +1,4 @@
-"""Topic clusters, cluster names, the section audit and the map (rq.cluster, rq.mapview).
+"""Topic clusters, cluster names, the section audit and the map (rq.rank.cluster, rq.rank.mapview).
 
 Fast tests use hand-made vectors; the ones marked slow embed a small queue with the
 real all-MiniLM-L6-v2 model (loaded once for the module).
@@ -15,10 +15,10 @@ from importlib.resources import files
 import numpy as np
 import pytest
 
-from rq import cluster as rqc
-from rq import mapview
+from rq.rank import cluster as rqc
+from rq.rank import mapview
 from rq.errors import RqError, UsageError
-from rq.queue import parse_queue
+from rq.queue.parse import parse_queue
 
 # --------------------------------------------------------------------------- hand-made vectors
 
@@ -97,7 +97,7 @@ def test_name_clusters_prefers_distinctive_words_and_drops_junk():
     assert names == [["gpu", "cuda", "kernels"], ["tests", "pytest", "unit"]]
     every = {w for words in names for w in words}
     assert not every & {"https", "com", "html", "www", "the", "with", "2023", "for"}
-    assert rqc.words("The 3 best GPUs of 2024, see https://x.io/a") == ["best", "gpus", "see"]
+    assert rqc.naming_words("The 3 best GPUs of 2024, see https://x.io/a") == ["best", "gpus", "see"]
 
 
 def test_name_clusters_folds_plurals_and_skips_outliers():
@@ -316,7 +316,7 @@ PLANTED = "Parametrizing pytest fixtures for cleaner unit tests"
 
 @pytest.fixture(scope="module")
 def embedder():
-    from rq.embed import Embedder
+    from rq.index.encoders.torch_encoder import Embedder
 
     return Embedder("all-MiniLM-L6-v2")
 

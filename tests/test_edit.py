@@ -4,10 +4,10 @@ import stat
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import rq.edit as edit
+import rq.queue.edit as edit
 from rq.errors import NotFoundError, RqError, UsageError
-from rq.queue import parse_queue
-from rq.urls import resource_id
+from rq.queue.parse import parse_queue
+from rq.queue.urls import resource_id
 
 UNUSUAL = (b"\xef\xbb\xbf# Queue\r\n"
            b"\r\n"

@@ -1,4 +1,4 @@
-"""rq.extract: kinds, charsets, HTML main text, PDFs, and the isolated worker."""
+"""rq.extract.core: kinds, charsets, HTML main text, PDFs, and the isolated worker."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from rq.extract import Extracted, ExtractorPool, close, extract, extract_isolated, sniff_kind
+from rq.extract.core import Extracted, ExtractorPool, close, extract, extract_isolated, sniff_kind
 from rq.settings import Settings
 
 SETTINGS = Settings()
@@ -339,7 +339,7 @@ def test_served_as_pdf_but_not_a_pdf():
 
 def test_import_does_not_load_heavy_libraries():
     code = (
-        "import sys, rq.extract; "
+        "import sys, rq.extract.core; "
         "heavy = [m for m in ('trafilatura', 'pypdfium2', 'lxml', 'charset_normalizer') if m in sys.modules]; "
         "print(','.join(heavy))"
     )

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from httpfixture import FixtureServer, static
-from rq import netguard
-from rq.fetch import REASONS, FetchClient, FetchRequest, _retry_after, fetch_all, fetch_one
+from rq.fetch import netguard
+from rq.fetch.client import REASONS, FetchClient, FetchRequest, _retry_after, fetch_all, fetch_one
 from rq.settings import Settings
 
 FAST = dict(allow_private=True, fetch_host_delay=0.0, connect_timeout=2.0, read_timeout=1.0,

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from httpfixture import static
-from rq.edit import mark
-from rq.health import health_report
-from rq.ingest import ingest
+from rq.archive.marks import mark
+from rq.report.health import health_report
+from rq.ingest.pipeline import ingest
 from rq.settings import Settings
-from rq.status import load_views, summarize
-from rq.urls import resource_id
+from rq.report.status import load_views, summarize
+from rq.queue.urls import resource_id
 
 FAST = dict(allow_private=True, fetch_host_delay=0.0, connect_timeout=2.0, read_timeout=1.0,
             total_timeout=3.0, backoff=0.05, retries=1, max_bytes=200_000)
@@ -259,7 +259,7 @@ def test_health_report_lists_failures_by_reason_with_archived_copy_info(tmp_path
     ("Why soft 404s hurt", "A page not found error is a dead end; " + LONG, False),
 ])
 def test_not_found_wording_in_the_title_or_a_short_text_only(title, text, flagged):
-    from rq.health import says_not_found
+    from rq.ingest.soft404 import says_not_found
     assert (says_not_found(title, text) is not None) == flagged
 
 
@@ -271,5 +271,5 @@ def test_not_found_wording_in_the_title_or_a_short_text_only(title, text, flagge
     ("https://example.com/post", "https://example.com/login?next=/post", False),
 ])
 def test_redirect_to_the_home_page_of_the_same_site(asked, landed, flagged):
-    from rq.health import redirected_home
+    from rq.ingest.soft404 import redirected_home
     assert redirected_home(asked, landed, [landed]) == flagged

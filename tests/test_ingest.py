@@ -15,9 +15,9 @@ import pytest
 from httpfixture import static
 from pdffixture import make_pdf
 from rq.errors import ArchiveError
-from rq.ingest import ingest
+from rq.ingest.pipeline import ingest
 from rq.settings import Settings
-from rq.storage import open_archive
+from rq.archive.db import open_archive
 
 FAST = dict(allow_private=True, fetch_host_delay=0.0, connect_timeout=2.0, read_timeout=1.0,
             total_timeout=3.0, backoff=0.05, retries=2, max_bytes=200_000)
@@ -210,7 +210,7 @@ def test_killed_ingest_resumes_with_nothing_lost_or_duplicated(tmp_path, http_se
     index = tmp_path / "ix"
     env = {**os.environ, "RQ_ALLOW_PRIVATE": "1", "RQ_FETCH_HOST_DELAY": "0", "RQ_FETCH_CONCURRENCY": "1",
            "RQ_FETCH_PER_HOST": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "rq.cli", "ingest", "--queue", str(queue), "--index", str(index)],
+    proc = subprocess.Popen([sys.executable, "-m", "rq", "ingest", "--queue", str(queue), "--index", str(index)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = index / "archive.sqlite"
     deadline = time.monotonic() + 60

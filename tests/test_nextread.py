@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from rq.edit import mark
+from rq.archive.marks import mark
 from rq.errors import NotFoundError, UsageError
-from rq.index import read_manifest
-from rq.nextread import next_reads, related_to
+from rq.index.build import read_manifest
+from rq.rank.nextread import next_reads, related_to
 from rq.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -91,7 +91,7 @@ def test_unknown_references_are_clear_errors(library, embedder):
 
 def test_next_on_the_embedded_default_works_offline(tmp_path):
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "RQ_INDEX": str(tmp_path / "ix")}
-    proc = subprocess.run([sys.executable, "-m", "rq.cli", "next", "--json"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "rq", "next", "--json"], capture_output=True, text=True,
                           env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr
     answer = json.loads(proc.stdout)

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rq.embed import model_fingerprint, resolve_model
+from rq.index.encoders.torch_encoder import model_fingerprint, resolve_model
 from rq.errors import ArchiveError
-from rq.onnx_embed import EXPORT_DIR, SIDECAR, OnnxEmbedder, export_onnx, load_fast_embedder, read_sidecar
+from rq.index.encoders.onnx_encoder import EXPORT_DIR, SIDECAR, OnnxEmbedder, export_onnx, load_fast_embedder, read_sidecar
 
 pytestmark = pytest.mark.slow
 
@@ -181,7 +181,7 @@ def test_checksum_mismatch_is_refused(index_dir, tmp_path):
 
 
 def test_unchanged_files_skip_hashing_and_an_edit_in_place_is_caught(index_dir, tmp_path, monkeypatch):
-    import rq.onnx_embed as onnx_embed
+    import rq.index.encoders.onnx_encoder as onnx_embed
 
     dst = _copy_export(index_dir, tmp_path)
     sidecar = read_sidecar(dst)
@@ -250,7 +250,7 @@ def test_fresh_process_never_imports_torch(index_dir):
     script = textwrap.dedent(f"""
         import json, sys
         from pathlib import Path
-        from rq.onnx_embed import load_fast_embedder
+        from rq.index.encoders.onnx_encoder import load_fast_embedder
         e = load_fast_embedder(Path({str(index_dir)!r}), {MODEL!r}, bulk="int8")
         q = e.encode_query("real-time recsys")
         v = e.encode(["two passages", "to embed"])
@@ -275,8 +275,8 @@ def _settings(index: Path, **extra):
 
 
 def test_make_embedder_picks_the_export_or_falls_back_with_a_notice(index_dir, tmp_path):
-    from rq.embed import Embedder
-    from rq.onnx_embed import make_embedder
+    from rq.index.encoders.torch_encoder import Embedder
+    from rq.index.encoders.onnx_encoder import make_embedder
 
     said: list[str] = []
     chosen = make_embedder(_settings(index_dir), said.append)
@@ -293,7 +293,7 @@ def test_make_embedder_picks_the_export_or_falls_back_with_a_notice(index_dir, t
 
 
 def test_ensure_export_repairs_only_for_fallbacks(tmp_path, embedder):
-    from rq.onnx_embed import ensure_export, make_embedder
+    from rq.index.encoders.onnx_encoder import ensure_export, make_embedder
 
     settings = _settings(tmp_path, embed_bulk="fp32")
     # An embedder the caller chose itself is used as given, and nothing is exported.
@@ -308,7 +308,7 @@ def test_ensure_export_repairs_only_for_fallbacks(tmp_path, embedder):
 
 
 def test_int8_vectors_are_cached_apart_and_exact_ones_serve_every_path(index_dir):
-    from rq.onnx_embed import lookup_vectors, vectors_key
+    from rq.index.encoders.onnx_encoder import lookup_vectors, vectors_key
 
     int8 = load_fast_embedder(index_dir, MODEL, bulk="int8")
     fp32 = load_fast_embedder(index_dir, MODEL, bulk="fp32")

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 TORCH = ("torch", "sentence_transformers", "transformers")
 # Runs rq's main in this interpreter, then reports which heavy modules the command imported.
-RUN_AND_REPORT = ("import sys\nfrom rq.cli import main\nsys.argv = ['rq'] + sys.argv[1:]\n"
+RUN_AND_REPORT = ("import sys\nfrom rq.cli.app import main\nsys.argv = ['rq'] + sys.argv[1:]\n"
                   "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\nelse:\n    code = 0\n"
                   f"print('IMPORTED', [m for m in {TORCH!r} if m in sys.modules], file=sys.stderr)\n"
                   "sys.exit(code)")

@@ -6,8 +6,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from rq.errors import QueueError
 from rq.paths import embedded_queue_path
-from rq.queue import parse_queue, read_queue
-from rq.urls import fetch_url, normalize_url, resource_id
+from rq.queue.parse import parse_queue, read_queue
+from rq.queue.urls import fetch_url, normalize_url, resource_id
 
 LISTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "lists"
 
@@ -213,7 +213,7 @@ def _parsed(queue):
 
 
 def test_a_parsed_queue_is_read_back_from_the_index_folder_until_the_file_changes(tmp_path, monkeypatch):
-    import rq.queue_cache as queue_cache
+    import rq.archive.queue_cache as queue_cache
 
     queue_file = tmp_path / "q.md"
     # duplicates (warning), no-link checkbox (warning), an undecodable byte, nested sections

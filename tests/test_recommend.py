@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from rq import recommend as rec
+from rq.rank import recommend as rec
 
 DAY = 86_400.0
 NOW = 1_700_000_000.0
@@ -67,7 +67,7 @@ METHODS = list(dict.fromkeys([rec.DEFAULT_METHOD, *rec.BASE_METHODS]))
 
 @pytest.fixture(scope="module")
 def embedder():
-    from rq.embed import Embedder
+    from rq.index.encoders.torch_encoder import Embedder
 
     return Embedder("all-MiniLM-L6-v2")
 

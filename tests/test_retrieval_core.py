@@ -10,12 +10,12 @@ import sys
 import numpy as np
 import pytest
 
-from rq.chunk import passage_hash, split_passages
-from rq.embed import Embedder, resolve_model
+from rq.index.chunk import passage_hash, split_passages
+from rq.index.encoders.torch_encoder import Embedder, resolve_model
 from rq.errors import ArchiveError, IndexMismatchError, RqError
-from rq.fusion import aggregate, fuse
-from rq.keyword import KeywordIndex, Tokenizer
-from rq.vectors import VectorIndex
+from rq.rank.fusion import aggregate, fuse
+from rq.index.keyword import KeywordIndex, Tokenizer
+from rq.index.vectors import VectorIndex
 
 SENTENCE = ("Sphingosine-1-phosphate receptor modulators reduced the annualized relapse rate "
             "in patients with relapsing multiple sclerosis compared with interferon beta-1a.")
@@ -134,7 +134,7 @@ def test_resolve_model_names_and_paths(tmp_path):
 
 def test_model_id_and_dim_need_no_torch():
     code = (
-        "import sys; from rq.embed import Embedder\n"
+        "import sys; from rq.index.encoders.torch_encoder import Embedder\n"
         "a = Embedder('all-MiniLM-L6-v2'); b = Embedder('sentence-transformers/all-MiniLM-L6-v2')\n"
         "assert a.model_id == b.model_id and a.model_id.startswith('all-MiniLM-L6-v2@'), a.model_id\n"
         "assert a.dim == 384 and a.max_pieces == 254\n"
@@ -245,7 +245,7 @@ def test_keyword_finds_rare_exact_terms_first():
 
 
 def test_tokenizer_keeps_names_and_words():
-    tokens = Tokenizer(stopwords="en", stem=False)("Call pd.read_parquet() with IL-6 and the FAISS index")
+    tokens = Tokenizer(stopwords=True, stem=False)("Call pd.read_parquet() with IL-6 and the FAISS index")
     for expected in ("pd.read_parquet", "read_parquet", "read", "parquet", "il-6", "faiss"):
         assert expected in tokens
     assert "the" not in tokens and "with" not in tokens
@@ -417,7 +417,7 @@ def test_a_saved_keyword_index_scores_exactly_as_bm25s_without_importing_it(tmp_
     for query in queries:
         np.testing.assert_allclose(reloaded.score_all(query), index.score_all(query), rtol=1e-6, atol=1e-6)
         assert reloaded.search(query, 10)[0].tolist() == index.search(query, 10)[0].tolist()
-    code = ("import sys; import numpy as np; from rq.keyword import KeywordIndex; "
+    code = ("import sys; import numpy as np; from rq.index.keyword import KeywordIndex; "
             f"k = KeywordIndex.load({str(tmp_path / 'k')!r}); print(k.search('recsys latency', 3)[0].tolist()); "
             "print(sorted(m for m in ('bm25s', 'scipy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")

@@ -10,9 +10,9 @@ import pytest
 from httpfixture import static
 from pdffixture import make_pdf
 from rq.errors import IndexMismatchError, UsageError
-from rq.index import build_index
-from rq.ingest import ingest
-from rq.search import Filters, search
+from rq.index.build import build_index
+from rq.ingest.pipeline import ingest
+from rq.rank.search import Filters, search
 from rq.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -160,7 +160,7 @@ def test_an_index_built_with_another_model_is_refused(library, embedder):
 
 def test_embedded_default_puts_real_time_recsys_first(tmp_path):
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "RQ_INDEX": str(tmp_path / "ix")}
-    proc = subprocess.run([sys.executable, "-m", "rq.cli", "search", "real-time recsys", "--json"],
+    proc = subprocess.run([sys.executable, "-m", "rq", "search", "real-time recsys", "--json"],
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr
     results = json.loads(proc.stdout)["results"]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from rq.queue import read_queue
+from rq.queue.parse import read_queue
 from rq.paths import embedded_queue_path
 
 pytestmark = pytest.mark.slow
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 def rq(*args, tmp_path):
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "RQ_INDEX": str(tmp_path / "ix")}
-    return subprocess.run([sys.executable, "-m", "rq.cli", *args], capture_output=True, text=True, env=env,
+    return subprocess.run([sys.executable, "-m", "rq", *args], capture_output=True, text=True, env=env,
                           timeout=600)
 
 

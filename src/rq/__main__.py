@@ -1,0 +1,5 @@
+"""`python -m rq`: the same command line as the `rq` script."""
+
+from rq.cli.app import main
+
+main()

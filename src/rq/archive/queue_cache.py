@@ -1,0 +1,94 @@
+"""The parsed queue, remembered in the index folder so a read command does not parse it again.
+
+Parsing 5,000 items takes about 0.2 s, a third of a cold `rq search`; reading them back from
+JSON takes a tenth of that. The cache is keyed by the file's bytes (sha256) and by the
+parser itself (rq's version and the size and mtime of the parsing modules), so an edit to
+the queue, or to rq, parses again. A cache that cannot be read is ignored and replaced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from rq import __version__
+from rq.files import atomic_write_bytes
+from rq.queue.model import Item, ParseWarning, Queue, Resource, Section
+from rq.queue.parse import decode_queue, parse_queue, read_queue_bytes
+
+CACHE_FILE = "queue-parse.json"
+FORMAT = 1
+
+
+def parser_key() -> str:
+    """Changes whenever the code that parses a queue does."""
+    import rq.queue.links
+    import rq.queue.model
+    import rq.queue.parse
+    import rq.queue.urls
+
+    stamps = []
+    for module in (rq.queue.parse, rq.queue.model, rq.queue.links, rq.queue.urls):
+        stat = Path(module.__file__).stat()
+        stamps.append(f"{stat.st_size}:{stat.st_mtime_ns}")
+    return f"{FORMAT}|{__version__}|{'|'.join(stamps)}"
+
+
+def queue_digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest() + "|" + parser_key()
+
+
+def read_queue_cached(path: Path, cache_dir: Path) -> Queue:
+    """The queue in ``path``, parsed, or read back from ``cache_dir`` when the file is unchanged."""
+    raw = read_queue_bytes(path)
+    digest = queue_digest(raw)
+    cache_file = Path(cache_dir) / CACHE_FILE
+    queue = _load(cache_file, raw, digest, path)
+    if queue is None:
+        queue = parse_queue(raw, path)
+        if cache_file.parent.is_dir():
+            try:
+                atomic_write_bytes(cache_file, _dump(queue, digest))
+            except OSError:
+                pass  # a read-only index folder only costs the next command a parse
+    return queue
+
+
+def _dump(queue: Queue, digest: str) -> bytes:
+    def item(i: Item) -> list:
+        return [i.line_no, i.section_path, i.state, i.box_span, i.box_insert_at, i.title, i.url, i.note,
+                i.extra_links, i.indent]
+
+    data = {
+        "digest": digest,
+        "title": queue.title,
+        "resources": [[r.id, r.url, r.title, r.note, r.section_path, r.state, r.line_no, r.extra_links,
+                       [item(p) for p in r.places]] for r in queue.resources],
+        "sections": [[s.path, s.level, s.line_no] for s in queue.sections],
+        "warnings": [[w.line_no, w.message] for w in queue.warnings],
+    }
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass")
+
+
+def _load(cache_file: Path, raw: bytes, digest: str, path: Path) -> Queue | None:
+    try:
+        data = json.loads(cache_file.read_bytes().decode("utf-8", "surrogatepass"))
+        if data.get("digest") != digest:
+            return None
+        text, encoding = decode_queue(raw, path)
+        resources = [Resource(rid, url, title, note, tuple(section), state, line_no, tuple(extra),
+                              [_item(p) for p in places])
+                     for rid, url, title, note, section, state, line_no, extra, places in data["resources"]]
+        sections = [Section(tuple(p), level, line_no) for p, level, line_no in data["sections"]]
+        warnings = [ParseWarning(line_no, message) for line_no, message in data["warnings"]]
+        return Queue(path, raw, encoding, text.splitlines(keepends=True), data["title"], resources,
+                     sections, warnings)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _item(fields: list) -> Item:
+    line_no, section, state, box_span, insert_at, title, url, note, extra, indent = fields
+    return Item(line_no, tuple(section), state, tuple(box_span) if box_span else None, insert_at, title, url,
+                note, tuple(extra), indent)

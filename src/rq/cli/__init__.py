@@ -1,0 +1,2 @@
+"""The `rq` command line: the only code that prints or exits.
+"""

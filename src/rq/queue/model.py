@@ -1,0 +1,76 @@
+"""The queue as rq sees it: resources (one per distinct link), the places they are listed,
+the sections, and the file's bytes kept whole so an edit changes only what it means to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Item:
+    """One place in the file where a resource is listed."""
+
+    line_no: int  # 1-based
+    section_path: tuple[str, ...]
+    state: str | None  # "read", "unread" or None (no checkbox)
+    box_span: tuple[int, int] | None  # character offsets of "[x]" within the line
+    box_insert_at: int  # where a new checkbox goes for an item without one
+    title: str
+    url: str
+    note: str
+    extra_links: tuple[str, ...]
+    indent: int
+
+
+@dataclass
+class Resource:
+    id: str
+    url: str
+    title: str
+    note: str
+    section_path: tuple[str, ...]
+    state: str | None
+    line_no: int
+    extra_links: tuple[str, ...]
+    places: list[Item] = field(default_factory=list)
+
+    @property
+    def section(self) -> str:
+        return " / ".join(self.section_path)
+
+
+@dataclass(frozen=True)
+class Section:
+    path: tuple[str, ...]
+    level: int
+    line_no: int
+
+
+@dataclass(frozen=True)
+class ParseWarning:
+    line_no: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line_no}: {self.message}"
+
+
+@dataclass
+class Queue:
+    path: Path | None
+    raw: bytes
+    encoding: str
+    lines: list[str]  # decoded, each with its own line ending
+    title: str | None  # the lone top-level heading, if the file has one
+    resources: list[Resource]
+    sections: list[Section]
+    warnings: list[ParseWarning]
+
+    def to_bytes(self) -> bytes:
+        """The file as it was read; a parse followed by a write changes nothing."""
+        bom = b"\xef\xbb\xbf" if self.raw.startswith(b"\xef\xbb\xbf") else b""
+        return bom + "".join(self.lines).encode(self.encoding, errors="surrogateescape")
+
+    def by_id(self) -> dict[str, Resource]:
+        return {r.id: r for r in self.resources}

@@ -1,0 +1,114 @@
+"""`rq clusters` and `rq map`: the collection's real topics, held against its sections.
+
+Resource vectors come from the index (page text blended with title and note,
+never the section name: the sections are what the audit judges). Nothing here
+writes the queue; the audit only suggests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rq.errors import UsageError
+from rq.rank.session import Library
+from rq.settings import Settings
+
+NAME_TEXT_CHARS = 2000  # enough page text to name a topic, not so much that one long page dominates
+
+
+@dataclass
+class TopicReport:
+    clustering: object  # cluster.Clustering
+    names: list[list[str]]
+    audit: object  # cluster.Audit
+    notices: list[str]
+    resources: int
+
+    def as_dict(self) -> dict:
+        return {"resources": self.resources, "k": self.clustering.k, "method": self.clustering.method,
+                "how": self.clustering.how, "names": self.names, "notices": self.notices,
+                "audit": self.audit.as_dict()}
+
+
+def parse_k(value: str) -> int | str:
+    if value == "auto":
+        return "auto"
+    try:
+        k = int(value)
+    except ValueError:
+        raise UsageError(f"--k takes a whole number or auto, not {value!r}") from None
+    if k < 1:
+        raise UsageError("--k must be at least 1")
+    return k
+
+
+def _naming_texts(lib: Library) -> list[str]:
+    docs = lib.archive.documents()
+    texts = []
+    for r in lib.resources:
+        doc = docs.get(r.id)
+        page = doc["text"][:NAME_TEXT_CHARS] if doc is not None else ""
+        texts.append("\n".join(p for p in (r.title, r.note, page) if p))
+    return texts
+
+
+def _heading_vectors(lib: Library) -> dict[tuple, np.ndarray]:
+    from rq.index.chunk import passage_hash
+    from rq.rank.cluster import heading_text
+    from rq.index.encoders.onnx_encoder import vectors_key
+
+    paths = [s.path for s in lib.queue.sections]
+    texts = {p: heading_text(p) for p in paths if heading_text(p)}
+    hashes = {p: passage_hash(t) for p, t in texts.items()}
+    cached = lib.cached_vectors(list(hashes.values()))
+    missing = [p for p in texts if hashes[p] not in cached]
+    if missing:
+        vectors = lib.embedder.encode([texts[p] for p in missing])
+        fresh = [(hashes[p], v.astype(np.float32).tobytes()) for p, v in zip(missing, vectors)]
+        lib.archive.cache_vectors(vectors_key(lib.embedder), fresh)
+        cached.update(fresh)
+    return {p: np.frombuffer(cached[hashes[p]], dtype=np.float32) for p in texts}
+
+
+def cluster_report(settings: Settings, k: int | str = "auto", method: str | None = None,
+                   embedder=None) -> TopicReport:
+    from rq.rank.cluster import DEFAULT_METHOD, audit, cluster, name_clusters
+
+    notices: list[str] = []
+    lib = Library(settings, notices, embedder)
+    try:
+        if not lib.ids:
+            raise UsageError("the queue has no resources to cluster")
+        clustering = cluster(lib.vectors, k, method or DEFAULT_METHOD)
+        names = name_clusters(_naming_texts(lib), clustering.labels)
+        result = audit(lib.vectors, clustering.labels, [r.section_path for r in lib.resources],
+                       [r.title for r in lib.resources], [s.path for s in lib.queue.sections],
+                       _heading_vectors(lib), names=names)
+        return TopicReport(clustering, names, result, notices, len(lib.ids))
+    finally:
+        lib.close()
+
+
+def write_collection_map(settings: Settings, out: Path, color_by: str = "section", k: int | str = "auto",
+                         embedder=None) -> dict:
+    from rq.rank.cluster import DEFAULT_METHOD, cluster, name_clusters
+    from rq.rank.mapview import project, write_map
+
+    if color_by not in ("section", "cluster"):
+        raise UsageError("--color takes section or cluster")
+    notices: list[str] = []
+    lib = Library(settings, notices, embedder)
+    try:
+        clustering = cluster(lib.vectors, k, DEFAULT_METHOD)
+        names = name_clusters(_naming_texts(lib), clustering.labels)
+        projection = project(lib.vectors)
+        write_map(out, projection.points, [r.title for r in lib.resources], [r.section for r in lib.resources],
+                  [r.url for r in lib.resources], [r.state for r in lib.resources], clustering.labels, names,
+                  color_by=color_by, heading=f"{lib.location.queue_path.name}: {len(lib.ids)} resources")
+        return {"out": str(out), "resources": len(lib.ids), "projection": projection.method,
+                "clusters": clustering.k, "notices": notices}
+    finally:
+        lib.close()

@@ -1,0 +1,150 @@
+"""`rq next` and `rq related`: the queue's read state is the feedback.
+
+Read state comes from the Markdown file at the moment of the call, so a `rq done`
+shows in the very next answer with no re-embedding: the resource vectors were
+computed at index time and do not depend on what is read.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rq.errors import NotFoundError, UsageError
+from rq.rank.session import Library, PassagePair
+from rq.queue.model import Queue, Resource
+from rq.queue.resolve import resolve_resource
+from rq.settings import Settings
+from rq.queue.urls import is_web_url
+
+
+@dataclass
+class Link:
+    """A resource named in an explanation, with how close it is."""
+
+    id: str
+    title: str
+    similarity: float
+
+
+@dataclass
+class Suggestion:
+    rank: int
+    id: str
+    title: str
+    section: str
+    url: str
+    state: str | None
+    score: float
+    because: list[Link] = field(default_factory=list)
+    pair: PassagePair | None = None
+
+    def as_dict(self) -> dict:
+        data = dict(self.__dict__)
+        data["because"] = [b.__dict__ for b in self.because]
+        data["pair"] = self.pair.__dict__ if self.pair else None
+        return data
+
+
+@dataclass
+class Answer:
+    suggestions: list[Suggestion]
+    method: str
+    fallback: str | None
+    notices: list[str]
+
+    def as_dict(self) -> dict:
+        return {"method": self.method, "fallback": self.fallback, "notices": self.notices,
+                "suggestions": [s.as_dict() for s in self.suggestions]}
+
+
+def next_reads(settings: Settings, n: int = 5, section: str | None = None, embedder=None) -> Answer:
+    from rq.rank.recommend import rank_next, recency_weights
+
+    if n < 1:
+        raise UsageError("-n must be at least 1")
+    notices: list[str] = []
+    lib = Library(settings, notices, embedder)
+    try:
+        read = lib.mask(lambda r: r.state == "read")
+        candidates = lib.mask(lambda r: r.state != "read" and (
+            not section or section.lower() in r.section.lower()))
+        if not candidates.any():
+            where = f" in sections matching {section!r}" if section else ""
+            raise NotFoundError(f"nothing unread{where}")
+        weights = recency_weights(lib.read_times(), time.time(), settings.read_half_life_days)
+        rec = rank_next(lib.vectors, read, candidates, read_weights=weights[read],
+                        method=settings.recommend_method, mmr_lambda=settings.mmr_lambda, k=n)
+        suggestions = []
+        for rank, (row, score, because) in enumerate(zip(rec.indices, rec.scores, rec.because or
+                                                          [[]] * len(rec.indices)), start=1):
+            s = _suggestion(lib, rank, int(row), score)
+            s.because = [Link(lib.ids[r], lib.resources[r].title, round(float(sim), 4)) for r, sim in because]
+            if s.because:
+                s.pair = lib.pair(s.id, s.because[0].id)
+            suggestions.append(s)
+        return Answer(suggestions, rec.method, rec.fallback, notices)
+    finally:
+        lib.close()
+
+
+def _suggestion(lib: Library, rank: int, row: int, score: float) -> Suggestion:
+    r = lib.resources[row]
+    return Suggestion(rank, r.id, r.title, r.section, r.url, r.state, round(float(score), 4))
+
+
+_ID_LIKE = re.compile(r"^(?=.*\d)[0-9a-f]{6,8}$")
+
+
+def related_to(settings: Settings, ref: str, n: int = 5, as_text: bool = False, embedder=None) -> Answer:
+    from rq.rank.recommend import related
+
+    if not ref.strip():
+        raise UsageError("give a resource id, a URL from the queue, or some text")
+    if n < 1:
+        raise UsageError("-n must be at least 1")
+    notices: list[str] = []
+    lib = Library(settings, notices, embedder)
+    try:
+        resource = None if as_text else _resource_or_none(lib.queue, ref)
+        if resource is not None:
+            exclude = lib.row[resource.id]
+            query = lib.vectors[exclude]
+        else:
+            exclude = None
+            query = lib.embedder.encode_query(ref.strip()).astype(np.float32)
+        rows, scores = related(lib.vectors, query, exclude=exclude, k=n)
+        suggestions = []
+        for rank, (row, score) in enumerate(zip(rows, scores), start=1):
+            s = _suggestion(lib, rank, int(row), score)
+            s.pair = lib.pair(s.id, resource.id) if resource else _text_pair(lib, s.id, ref, query)
+            suggestions.append(s)
+        method = f"nearest to {resource.id}" if resource else "nearest to the text"
+        return Answer(suggestions, method, None, notices)
+    finally:
+        lib.close()
+
+
+def _resource_or_none(queue: Queue, ref: str) -> Resource | None:
+    """An id, prefix or queue URL names a resource; anything else is free text."""
+    text = ref.strip()
+    if is_web_url(text):
+        return resolve_resource(queue, text)  # raises a clear NotFoundError when it is not in the queue
+    prefix = text.lower()
+    if len(prefix) >= 3 and any(r.id.startswith(prefix) for r in queue.resources):
+        return resolve_resource(queue, prefix)  # one match, or a clear "ambiguous" error
+    if _ID_LIKE.match(prefix):
+        raise NotFoundError(f"no resource with id {text!r} (see `rq ls`; use --text to search for it as text)")
+    return None
+
+
+def _text_pair(lib: Library, resource_id: str, text: str, query: np.ndarray) -> PassagePair | None:
+    texts, vectors = lib.passages(resource_id)
+    if not texts:
+        return None
+    sims = vectors @ query
+    best = int(np.argmax(sims))
+    return PassagePair(texts[best], text, round(float(sims[best]), 4))

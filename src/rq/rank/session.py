@@ -1,0 +1,86 @@
+"""The library as the read commands see it: the queue parsed now, its archive, and one
+vector per resource from the index (built or updated first when stale)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from rq.index.build import load_resource_vectors, make_embedder, read_manifest
+from rq.queue.model import Resource
+from rq.index.build import ensure_index
+from rq.rank.passages import display_passage
+from rq.settings import Settings
+from rq.archive.db import open_archive
+
+
+@dataclass
+class PassagePair:
+    mine: str  # passage of the suggested (or related) resource
+    theirs: str  # passage of the read resource (or the query text)
+    similarity: float
+
+
+
+class Library:
+    """The queue as parsed now, the archive, and one vector per resource from the index."""
+
+    def __init__(self, settings: Settings, notices: list[str], embedder=None):
+        self.settings = settings
+        self.notices = notices
+        self._embedder = embedder
+        self.location, self.queue = ensure_index(settings, notices.append, embedder=embedder)
+        self.archive = open_archive(self.location.index_dir, self.location.queue_key, create=False)
+        manifest = read_manifest(self.location.index_dir)
+        self.model_id = manifest.model
+        self.vectors_key = manifest.vectors or manifest.model  # cache key of the index's passage vectors
+        ids, self.vectors = load_resource_vectors(self.location.index_dir, manifest.generation)
+        self.row = {rid: i for i, rid in enumerate(ids)}
+        self.ids = ids
+        by_id = self.queue.by_id()
+        self.resources: list[Resource | None] = [by_id.get(rid) for rid in ids]
+
+    @property
+    def embedder(self):
+        """Loaded on first use: `rq next` and `rq related ID` never encode a text."""
+        if self._embedder is None:
+            self._embedder = make_embedder(self.settings, self.notices.append)
+        return self._embedder
+
+    def cached_vectors(self, hashes: list[str]) -> dict[str, bytes]:
+        from rq.index.encoders.onnx_encoder import lookup_vectors
+
+        return lookup_vectors(self.archive, self.model_id, self.vectors_key, hashes)
+
+    def close(self) -> None:
+        self.archive.close()
+
+    def mask(self, keep: Callable[[Resource], bool]) -> np.ndarray:
+        return np.array([r is not None and keep(r) for r in self.resources], dtype=bool)
+
+    def passages(self, resource_id: str) -> tuple[list[str], np.ndarray]:
+        rows = list(self.archive.conn.execute(
+            "SELECT text, source, hash FROM passages WHERE resource_id = ? ORDER BY ord", (resource_id,)))
+        cache = self.cached_vectors([r["hash"] for r in rows])
+        rows = [r for r in rows if r["hash"] in cache]
+        texts = [display_passage(r["text"], r["source"]) or r["text"].split("\n")[0] for r in rows]
+        matrix = np.array([np.frombuffer(cache[r["hash"]], dtype=np.float32) for r in rows], dtype=np.float32)
+        return texts, matrix.reshape(len(rows), -1)
+
+    def pair(self, a: str, b: str) -> PassagePair | None:
+        from rq.rank.recommend import best_pair
+
+        a_texts, a_vecs = self.passages(a)
+        b_texts, b_vecs = self.passages(b)
+        if not len(a_texts) or not len(b_texts):
+            return None
+        i, j, sim = best_pair(a_vecs, b_vecs)
+        return PassagePair(a_texts[i], b_texts[j], round(sim, 4))
+
+    def read_times(self) -> np.ndarray:
+        """Last time each resource was marked read with `rq done` (NaN: read by hand, undated)."""
+        last = dict(self.archive.conn.execute(
+            "SELECT resource_id, MAX(at) FROM read_events WHERE state = 'read' GROUP BY resource_id"))
+        return np.array([last.get(rid, np.nan) for rid in self.ids], dtype=np.float64)

@@ -1,0 +1,2 @@
+"""Views of the archive for people: resource status and link health.
+"""

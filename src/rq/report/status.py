@@ -1,0 +1,51 @@
+"""`rq status` and `rq ls`: every resource with its read state and fetch status, and the counts."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rq.archive.db import Archive
+from rq.archive.session import open_for, sync_queue
+from rq.archive.views import ResourceView, describe
+from rq.queue.model import Queue
+from rq.report.changes import changed_since_read
+from rq.settings import Settings
+
+
+def views(queue: Queue, archive: Archive) -> list[ResourceView]:
+    last = archive.last_fetches()
+    docs = archive.documents()
+    items = [describe(r, last.get(r.id), docs.get(r.id)) for r in queue.resources]
+    changed = {c["id"] for c in changed_since_read(archive, queue)}
+    for item in items:
+        item.changed_since_read = item.id in changed
+    return items
+
+
+def load_views(settings: Settings) -> tuple[object, Queue, list[ResourceView]]:
+    location, queue, archive = open_for(settings)
+    try:
+        sync_queue(archive, queue)
+        return location, queue, views(queue, archive)
+    finally:
+        archive.close()
+
+
+def summarize(location, queue: Queue, items: list[ResourceView]) -> dict:
+    states = Counter(v.state or "no checkbox" for v in items)
+    fetch = Counter(v.fetch for v in items)
+    reasons = Counter(v.reason for v in items if v.reason)
+    return {
+        "queue": str(location.queue_path),
+        "embedded_default": location.embedded,
+        "index": str(location.index_dir),
+        "resources": len(items),
+        "sections": len(queue.sections),
+        "empty_sections": sum(1 for s in queue.sections if not any(
+            r.section_path[:len(s.path)] == s.path for r in queue.resources)),
+        "by_state": dict(states),
+        "by_fetch": dict(fetch),
+        "failed_by_reason": dict(reasons),
+        "changed_since_read": sum(1 for v in items if v.changed_since_read),
+        "warnings": [str(w) for w in queue.warnings],
+    }
