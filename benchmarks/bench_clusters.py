@@ -35,7 +35,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from rq import cluster as rqc  # noqa: E402
+from rq.rank import audit as rqa  # noqa: E402
+from rq.rank import clusters as rqc  # noqa: E402
+from rq.rank import headings as rqh  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
@@ -180,13 +182,13 @@ def misfiled_tables(lists: list[dict], embedder: Embedder, out: Path) -> tuple[s
     sweep = {m: np.zeros(3) for m in MARGINS}  # true flags, all flags, moved
     for ds in lists:
         sections = ds["sections"]
-        heading_vecs = embed_cached(embedder, [rqc.heading_text(s) for s in sections], out,
+        heading_vecs = embed_cached(embedder, [rqh.heading_text(s) for s in sections], out,
                                     f"{ds['name']} headings")
         headings = dict(zip(sections, heading_vecs))
         labels = rqc.cluster(ds["vectors"], "auto").labels
         n = len(ds["labels"])
         start = time.perf_counter()
-        clean = rqc.audit(ds["vectors"], labels, ds["labels"], ds["titles"], sections, headings)
+        clean = rqa.audit(ds["vectors"], labels, ds["labels"], ds["titles"], sections, headings)
         audit_seconds = time.perf_counter() - start
         natural = {m.item for m in clean.misfiled}
         # true flags, flags, moved, detectable moved, true flags among detectable, flags not raised before
@@ -200,16 +202,16 @@ def misfiled_tables(lists: list[dict], embedder: Embedder, out: Path) -> tuple[s
                 paths[i] = others[rng.integers(len(others))]
             moved_set = set(int(i) for i in moved)
             # One audit at the lowest margin; higher margins only keep fewer of its flags.
-            result = rqc.audit(ds["vectors"], labels, paths, ds["titles"], sections, headings,
+            result = rqa.audit(ds["vectors"], labels, paths, ds["titles"], sections, headings,
                                misfiled_margin=min(MARGINS))
             for margin in MARGINS:
                 flagged = {m.item for m in result.misfiled if m.margin >= margin}
                 sweep[margin] += [len(flagged & moved_set), len(flagged), len(moved_set)]
-            flagged = {m.item for m in result.misfiled if m.margin >= rqc.MISFILED_MARGIN}
+            flagged = {m.item for m in result.misfiled if m.margin >= rqa.MISFILED_MARGIN}
             # A move into a format section, or into a section too small to judge, cannot be flagged.
             topical = {r.section for r in result.table} - {f.section for f in result.formats}
             sizes = Counter(paths)
-            detectable = {i for i in moved_set if paths[i] in topical and sizes[paths[i]] >= rqc.MIN_OWN_ITEMS}
+            detectable = {i for i in moved_set if paths[i] in topical and sizes[paths[i]] >= rqa.MIN_OWN_ITEMS}
             per_list += [len(flagged & moved_set), len(flagged), len(moved_set), len(detectable),
                          len(flagged & detectable), len(flagged - (natural - moved_set))]
         tp, flags, moved_total, detectable, tp_detectable, new_flags = per_list
@@ -218,7 +220,7 @@ def misfiled_tables(lists: list[dict], embedder: Embedder, out: Path) -> tuple[s
                      f"{tp_detectable / max(detectable, 1):.3f}", f"{detectable / moved_total:.0%}",
                      f"{audit_seconds:.2f}"])
     main = md_table(["list", "items", "sections", "format sections", "flags before moving",
-                     f"precision (margin {rqc.MISFILED_MARGIN})", "precision, flags raised before moving excluded",
+                     f"precision (margin {rqa.MISFILED_MARGIN})", "precision, flags raised before moving excluded",
                      "recall", "recall of detectable moves", "moves detectable", "audit seconds"], rows)
     sweep_rows = [[m, f"{tp / max(f, 1):.3f}", f"{tp / moved:.3f}", f"{f / len(SEEDS):.0f}"]
                   for m, (tp, f, moved) in sweep.items()]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Extraction quality and speed of rq.extract.core.
+"""Extraction quality and speed of rq.extract.
 
     python benchmarks/bench_extract.py [--data ../shared/data]
 
@@ -36,7 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from rq.extract.core import ExtractorPool, extract  # noqa: E402
+from rq.extract.extract import extract  # noqa: E402
+from rq.extract.worker import ExtractorPool  # noqa: E402
 from rq.settings import Settings  # noqa: E402
 
 TOKEN = re.compile(r"\w+")
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         print()
     if pdf_folder.is_dir():
         rows = bench_pdf(pdf_folder, settings)
-        print("## PDF text (pypdfium2 through rq.extract.core)\n")
+        print("## PDF text (pypdfium2 through rq.extract.pdf)\n")
         print("| file | s/doc | pages | chars | title | problem |")
         print("|---|---|---|---|---|---|")
         for name, seconds, pages, chars, title, problem in rows:

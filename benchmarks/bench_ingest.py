@@ -22,26 +22,22 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the same local HTTP server the tests use
+sys.path.insert(0, str(ROOT / "tests"))  # the harness the tests use: tests/support
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_extract import load_pages, score  # noqa: E402
-from httpfixture import FixtureServer, static  # noqa: E402
+from support.http import FixtureServer, static  # noqa: E402
+from support.queues import write_queue  # noqa: E402
+from support.routes import page, random_paragraphs  # noqa: E402
 
 from rq.ingest.pipeline import ingest  # noqa: E402
 from rq.settings import Settings  # noqa: E402
 from rq.archive.db import open_archive  # noqa: E402
 
-WORDS = ("retrieval ranking embedding feature pipeline latency model training serving index vector "
-         "query document cache shard replica stream batch label metric drift experiment").split()
-
 
 def generated_page(i: int, rng: random.Random) -> bytes:
-    paragraphs = "".join(
-        "<p>" + " ".join(rng.choice(WORDS) for _ in range(60)) + ".</p>" for _ in range(8))
-    return (f"<!doctype html><html><head><title>Generated {i}</title></head><body><nav>Home | About</nav>"
-            f"<article><h1>Generated page {i}</h1>{paragraphs}</article><footer>footer</footer></body></html>"
-            ).encode()
+    return page(f"Generated {i}", html=random_paragraphs(rng, 8, 60), h1=f"Generated page {i}",
+                nav="<nav>Home | About</nav>", footer="footer")
 
 
 def with_etag(body: bytes, content_type: str):
@@ -82,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     server, links, truth = serve(args.data, args.generated)
     with tempfile.TemporaryDirectory() as tmp:
         queue = Path(tmp) / "queue.md"
-        queue.write_text("# Bench\n\n## Pages\n" + "".join(f"* [ ] [{t}]({u})\n" for t, u in links.items()))
+        write_queue(queue, links.items(), "Bench", "Pages")
         settings = Settings(queue=queue, index=Path(tmp) / "index", allow_private=True, fetch_host_delay=0.0,
                             fetch_concurrency=8, fetch_per_host=8)
         started = time.perf_counter()

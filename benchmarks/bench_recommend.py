@@ -52,7 +52,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from rq import recommend as rec  # noqa: E402
+from rq.rank import recommend as rec  # noqa: E402
+from rq.rank import relevance as scoring  # noqa: E402
+from rq.rank import svm  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
@@ -180,7 +182,7 @@ def method_names(full: bool) -> list[str]:
 
 
 def default_method() -> str:
-    return f"svm@C={rec.DEFAULT_SVM_C:g}" if rec.DEFAULT_METHOD == "svm" else rec.DEFAULT_METHOD
+    return f"svm@C={svm.DEFAULT_SVM_C:g}" if rec.DEFAULT_METHOD == "svm" else rec.DEFAULT_METHOD
 
 
 def mmr_key(method: str, lam: float, floor: float) -> str:
@@ -200,17 +202,17 @@ def relevance_table(vectors: np.ndarray, read: np.ndarray, cand: np.ndarray,
     def get(part: str) -> np.ndarray:
         if part not in base:
             if part.startswith("svm@C="):
-                base[part] = rec.svm_scores(vectors, read, weights, c=float(part[6:]))
+                base[part] = svm.svm_scores(vectors, read, weights, c=float(part[6:]))
             elif part == "svm":
-                base[part] = get(f"svm@C={rec.DEFAULT_SVM_C:g}")
+                base[part] = get(f"svm@C={svm.DEFAULT_SVM_C:g}")
             else:
-                base[part] = rec.base_score(vectors, read, weights, part)
+                base[part] = scoring.base_score(vectors, read, weights, part)
         return base[part]
 
     out = {}
     for name in names:
         parts = name.split("+")
-        out[name] = get(parts[0]) if len(parts) == 1 else sum(rec.zscore(get(p), cand) for p in parts)
+        out[name] = get(parts[0]) if len(parts) == 1 else sum(scoring.zscore(get(p), cand) for p in parts)
     return out
 
 

@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from rq.settings import Settings
-from rq.index.vectors import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, VectorIndex, usable_cpus
+from rq.index.threads import usable_cpus
+from rq.index.vectors import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, VectorIndex
 
 OUT = ROOT / "benchmarks" / "out"
 # bench_retrieval.py's cache: SciFact corpus in 128-word passages (13,971) and the queries.

@@ -100,10 +100,11 @@ def build_scifact_index(data: Path) -> tuple[Path, Path, dict]:
     """Queue file and index folder for the 5,183 SciFact abstracts (built once, then reused)."""
     from bench_retrieval import load_beir
 
-    from rq.extract.core import Extracted
+    from rq.extract.document import Extracted
     from rq.index.build import build_index, read_manifest
     from rq.archive.session import open_for, sync_queue
-    from rq.index.encoders.onnx_encoder import export_dir_for, read_sidecar
+    from rq.index.encoders.sidecar import read_sidecar
+    from rq.index.encoders.store import export_dir
     from rq.settings import Settings
 
     queue_path = OUT / "scifact-queue.md"
@@ -133,11 +134,11 @@ def build_scifact_index(data: Path) -> tuple[Path, Path, dict]:
     return queue_path, index_dir, {"built": True, "archive_s": round(archived_s, 1),
                                    "index_s": round(report.seconds, 1), "passages": report.passages,
                                    "embedded": report.embedded,
-                                   "export_s": (read_sidecar(export_dir_for(index_dir)) or {}).get("export_seconds")}
+                                   "export_s": (read_sidecar(export_dir(settings)) or {}).get("export_seconds")}
 
 
 def ensure_exported(index_dir: Path, queue: Path | None = None) -> float:
-    """`rq index` on a copied index: exports the model when the copy has no usable export."""
+    """`rq index` on an index: exports the model when this machine has no usable export yet."""
     started = time.perf_counter()
     extra = ["--queue", str(queue)] if queue else []
     subprocess.run([str(BIN / "rq"), "index", "--index", str(index_dir), *extra], check=True, capture_output=True)
@@ -183,7 +184,8 @@ def throughput_and_quality(data: Path, index_dir: Path, sample: int, rounds: int
     from bench_retrieval import evaluate, load_beir, top
 
     from rq.index.encoders.torch_encoder import Embedder
-    from rq.index.encoders.onnx_encoder import load_fast_embedder
+    from rq.index.encoders.store import export_dir, load_export
+    from rq.settings import Settings
 
     ds = load_beir(data / "beir" / "scifact", ["test"])
     texts = [f"{t} {x}".strip() for t, x in zip(ds.titles, ds.texts)]
@@ -193,8 +195,8 @@ def throughput_and_quality(data: Path, index_dir: Path, sample: int, rounds: int
     torch_path = Embedder(MODEL)
     paths = {
         "sentence-transformers fp32 (torch)": torch_path,
-        "ONNX fp32": load_fast_embedder(index_dir, MODEL, bulk="fp32"),
-        "ONNX int8": load_fast_embedder(index_dir, MODEL, bulk="int8"),
+        "ONNX fp32": load_export(export_dir(Settings()), Settings(embed_bulk="fp32")),
+        "ONNX int8": load_export(export_dir(Settings()), Settings(embed_bulk="int8")),
     }
     for embedder in paths.values():  # load weights and sessions outside the timed part
         embedder.encode(["warm up"])
@@ -259,14 +261,16 @@ def query_latency(data: Path, index_dir: Path, n: int = 200) -> dict:
     from bench_retrieval import load_beir
 
     from rq.index.encoders.torch_encoder import Embedder
-    from rq.index.encoders.onnx_encoder import OnnxEmbedder, export_dir_for
+    from rq.index.encoders.onnx_encoder import OnnxEmbedder
+    from rq.index.encoders.store import export_dir
+    from rq.settings import Settings
 
     ds = load_beir(data / "beir" / "scifact", ["test"])
     queries = [ds.queries[q] for q in sorted(ds.qrels["test"])][:n]
     paths = {"sentence-transformers (torch, 2 threads)": Embedder(MODEL)}
     for threads in (1, 2):
         paths[f"ONNX fp32, {threads} intra-op thread{'s' if threads > 1 else ''}"] = OnnxEmbedder(
-            export_dir_for(index_dir), MODEL, query_threads=threads)
+            export_dir(Settings()), MODEL, query_threads=threads)
     out = {}
     for name, embedder in paths.items():
         for q in queries[:10]:

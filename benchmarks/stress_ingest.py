@@ -24,12 +24,9 @@ Exit status 1 if a good page is missing or a fault got the wrong reason.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import random
-import socket
 import sqlite3
-import struct
 import subprocess
 import sys
 import tempfile
@@ -38,10 +35,13 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the local HTTP server and PDF maker the tests use
+sys.path.insert(0, str(ROOT / "tests"))  # the harness the tests use: tests/support
 
-from httpfixture import FixtureServer, static  # noqa: E402
-from pdffixture import make_pdf  # noqa: E402
+from support.http import FixtureServer, static  # noqa: E402
+from support.pdf import make_pdf  # noqa: E402
+from support.queues import write_queue  # noqa: E402
+from support.routes import (CatchAll, dribble, fails_first, gzip_bomb, page, random_paragraphs,  # noqa: E402
+                            redirect, reset, slow, streamed, wrong_turn)
 
 # Small limits so every fault ends quickly; the child process gets exactly these.
 SETTINGS = dict(allow_private=True, fetch_host_delay=0.0, fetch_concurrency=8, fetch_per_host=8,
@@ -73,112 +73,27 @@ FAULTS = {
 }
 GOOD_KINDS = ("good", "good_about_404", "good_on_catch_all_site")
 
-WORDS = ("retrieval ranking embedding feature pipeline latency model training serving index vector "
-         "query document cache shard replica stream batch label metric drift experiment").split()
 CHARSETS = [("cp1252", "windows-1252", "Crème brûlée façade naïve café"),
             ("shift_jis", "Shift_JIS", "検索エンジンの仕組みと索引"),
             ("koi8_r", "KOI8-R", "Поисковая система и индекс"),
             ("iso8859_7", "ISO-8859-7", "Μηχανή αναζήτησης και ευρετήριο")]
 
 
-class CatchAll(dict):
-    """Routes plus one handler for every unregistered path under ``prefix`` (a site that
-    answers any address with the same 200 page)."""
-
-    def __init__(self, prefix: str, handler):
-        super().__init__()
-        self.prefix, self.handler = prefix, handler
-
-    def get(self, path, default=None):
-        found = super().get(path)
-        if found is None and path.startswith(self.prefix):
-            return self.handler
-        return default if found is None else found
-
-
 def article(title: str, marker: str, rng: random.Random, extra: str = "") -> bytes:
-    paragraphs = "".join("<p>" + " ".join(rng.choice(WORDS) for _ in range(55)) + ".</p>" for _ in range(5))
-    return (f"<!doctype html><html><head><title>{title}</title></head><body><nav><a href='/'>Home</a></nav>"
-            f"<article><h1>{title}</h1><p>Reference {marker}.</p>{extra}{paragraphs}</article>"
-            f"<footer>footer</footer></body></html>").encode()
-
-
-def _redirect(to: str):
-    def handle(req):
-        req.send_response(302)
-        req.send_header("Location", to)
-        req.send_header("Content-Length", "0")
-        req.end_headers()
-    return handle
-
-
-def _first_fails(status: int, body: bytes, headers: dict[str, str] | None = None):
-    seen = {"n": 0}
-
-    def handle(req):
-        seen["n"] += 1
-        if seen["n"] == 1:
-            static(b"<html><body>busy</body></html>", status=status, headers=headers)(req)
-        else:
-            static(body)(req)
-    return handle
-
-
-def _slow(req):
-    time.sleep(SETTINGS["read_timeout"] + 2.0)
-    static(b"<html><body>too late</body></html>")(req)
-
-
-def _dribble(req):
-    req.send_response(200)
-    req.send_header("Content-Type", "text/html")
-    req.send_header("Content-Length", "60")
-    req.end_headers()
-    try:
-        for _ in range(60):
-            req.wfile.write(b"x")
-            req.wfile.flush()
-            time.sleep(1.0)
-    except OSError:
-        pass
-
-
-def _reset(req):
-    req.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    req.close_connection = True
-    req.connection.close()
-
-
-def _streamed(body: bytes):
-    def handle(req):  # no Content-Length: the cap must trip while reading
-        req.send_response(200)
-        req.send_header("Content-Type", "text/html")
-        req.send_header("Connection", "close")
-        req.end_headers()
-        req.close_connection = True
-        try:
-            for start in range(0, len(body), 65536):
-                req.wfile.write(body[start:start + 65536])
-        except OSError:
-            pass
-    return handle
+    return page(title, f"Reference {marker}.", html=extra + random_paragraphs(rng, 5, 55),
+                nav="<nav><a href='/'>Home</a></nav>", footer="footer")
 
 
 def build_sites(links: int, faulty: float, seed: int):
     """Start the two sites; returns (servers, [(kind, url, marker)])."""
     rng = random.Random(seed)
     main, kb = FixtureServer(), FixtureServer()
-    oops_page = lambda path: (  # noqa: E731
-        "<!doctype html><html><head><title>Acme Knowledge Base</title></head><body><article>"
-        f"<h1>Whoa there, traveller</h1><p>Hmm, we took a wrong turn looking for {path}.</p>"
-        "<p>Try the search box above, or browse our popular categories: billing, accounts, shipping "
-        "and returns.</p></article></body></html>").encode()
-    kb.routes = CatchAll("/kb/", lambda req: static(oops_page(req.path))(req))
+    kb.routes = CatchAll("/kb/", wrong_turn)
     main.start()
     kb.start()
     main.route("/", static(article("Acme home", "home", rng)))
     big = b"<html><body>" + b"<p>too much text</p>" * 60_000 + b"</body></html>"  # 1.2 MB
-    bomb = gzip.compress(b" " * 40_000_000, compresslevel=9)  # ~40 kB that inflate to 40 MB
+    bomb = gzip_bomb(40)  # ~40 kB that inflate to 40 MB
 
     n_faulty = round(links * faulty)
     kinds = [list(FAULTS)[i % len(FAULTS)] for i in range(n_faulty)]
@@ -205,31 +120,31 @@ def build_sites(links: int, faulty: float, seed: int):
         elif kind == "http_500_always":
             url = main.route(p, static(b"<html><body>broken</body></html>", status=500))
         elif kind == "http_500_then_200":
-            url = main.route(p, _first_fails(500, article(f"Flaky {i}", marker, rng)))
+            url = main.route(p, fails_first(500, article(f"Flaky {i}", marker, rng)))
         elif kind == "http_429_then_200":
-            url = main.route(p, _first_fails(429, article(f"Throttled {i}", marker, rng), {"Retry-After": "1"}))
+            url = main.route(p, fails_first(429, article(f"Throttled {i}", marker, rng), {"Retry-After": "1"}))
         elif kind == "slow_headers":
-            url = main.route(p, _slow)
+            url = main.route(p, slow(SETTINGS["read_timeout"] + 2.0, static(b"<html><body>too late</body></html>")))
         elif kind == "dribble":
-            url = main.route(p, _dribble)
+            url = main.route(p, dribble(60, 1.0))
         elif kind == "reset":
-            url = main.route(p, _reset)
+            url = main.route(p, reset)
         elif kind == "over_cap_declared":
             url = main.route(p, static(big))
         elif kind == "over_cap_streamed":
-            url = main.route(p, _streamed(big))
+            url = main.route(p, streamed(big))
         elif kind == "gzip_bomb":
             url = main.route(p, static(bomb, headers={"Content-Encoding": "gzip"}))
         elif kind == "redirect_loop":
-            url = main.route(f"{p}/a", _redirect(f"{p}/b"))
-            main.route(f"{p}/b", _redirect(f"{p}/a"))
+            url = main.route(f"{p}/a", redirect(f"{p}/b"))
+            main.route(f"{p}/b", redirect(f"{p}/a"))
         elif kind == "too_many_redirects":
-            url = main.route(f"{p}/0", _redirect(f"{p}/1"))
+            url = main.route(f"{p}/0", redirect(f"{p}/1"))
             for hop in range(1, 10):
-                main.route(f"{p}/{hop}", _redirect(f"{p}/{hop + 1}"))
+                main.route(f"{p}/{hop}", redirect(f"{p}/{hop + 1}"))
             main.route(f"{p}/10", static(article("End of the chain", marker, rng)))
         elif kind == "redirect_to_file":
-            url = main.route(p, _redirect("file:///etc/passwd"))
+            url = main.route(p, redirect("file:///etc/passwd"))
         elif kind == "pdf_as_html":
             url = main.route(p, static(make_pdf([[f"Reference {marker}.", "A paper served as text/html",
                                                   "about vector quantisation and retrieval."]])))
@@ -245,7 +160,7 @@ def build_sites(links: int, faulty: float, seed: int):
                                        b"<body><h1>Page not found</h1><p>Sorry, we could not find that page."
                                        b"</p></body></html>"))
         elif kind == "soft_404_home":
-            url = main.route(p, _redirect("/"))
+            url = main.route(p, redirect("/"))
         elif kind == "soft_404_sibling":
             url = kb.url(f"/kb/retired-{i}")  # caught by the catch-all
         else:  # pragma: no cover
@@ -299,15 +214,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from rq.report.health import health_report
     from rq.settings import Settings
-    from rq.queue.urls import resource_id
+    from rq.queue.ids import resource_id
 
     servers, items = build_sites(args.links, args.faulty, args.seed)
     failures: list[str] = []
     try:
         with tempfile.TemporaryDirectory(prefix="rq-stress-ingest-") as tmp:
             queue, index = Path(tmp) / "queue.md", Path(tmp) / "index"
-            queue.write_text("# Stress\n\n## Links\n" + "".join(
-                f"* [ ] [{kind} {i}]({url})\n" for i, (kind, url, _) in enumerate(items)))
+            write_queue(queue, [(f"{kind} {i}", url) for i, (kind, url, _) in enumerate(items)], "Stress", "Links")
             payload = json.dumps({"queue": str(queue), "index": str(index), "settings": SETTINGS})
             started = time.perf_counter()
             proc = subprocess.run([sys.executable, "-c", _CHILD, payload], capture_output=True, text=True,

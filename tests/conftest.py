@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from httpfixture import FixtureServer
+from support.http import FixtureServer
 
 # Nothing in the test run may reach for a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -16,11 +16,18 @@ def http_server():
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory):
+    """One cache folder for the whole run: the model is exported there at most once."""
+    return tmp_path_factory.mktemp("xdg-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path, monkeypatch):
-    """No test reads the developer's own config or writes into their data folder."""
+def _isolated_home(tmp_path, monkeypatch, _session_cache):
+    """No test reads the developer's own config or writes into their data or cache folders."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(_session_cache))
     for key in list(os.environ):
         if key.startswith("RQ_"):
             monkeypatch.delenv(key)

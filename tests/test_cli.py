@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from httpfixture import static
+from support.http import static
+from support.routes import page
 
 HEAVY = ("torch", "sentence_transformers", "transformers", "trafilatura", "faiss", "pypdfium2", "bm25s")
 
@@ -20,10 +21,9 @@ def rq(*args, env_extra=None, cwd=None):
 
 @pytest.fixture
 def queue_file(tmp_path, http_server):
-    page = (b"<html><head><title>Feature stores</title></head><body><article><h1>Feature stores</h1>"
-            + b"<p>A feature store keeps training and serving features consistent across pipelines.</p>" * 5
-            + b"</article></body></html>")
-    url = http_server.route("/cli/feature-stores", static(page))
+    text = "A feature store keeps training and serving features consistent across pipelines."
+    url = http_server.route("/cli/feature-stores", static(page("Feature stores", *[text] * 5, nav="", footer=None,
+                                                               doctype=False)))
     path = tmp_path / "reading.md"
     path.write_text("# Reading\n\n## MLOps\n"
                     f"* [ ] [Feature stores]({url}) - consistency\n"
@@ -102,6 +102,9 @@ def test_a_binary_queue_and_a_foreign_index_are_refused(tmp_path, queue_file):
     assert proc.returncode == 1 and "not a Markdown file" in proc.stderr
     index = tmp_path / "shared-ix"
     assert rq("ls", "--queue", queue_file, "--index", index).returncode == 0
+    # A read command writes nothing, so the folder belongs to a queue once a writer has used it.
+    assert rq("ingest", "--no-index", "--queue", queue_file, "--index", index,
+              env_extra={"RQ_ALLOW_PRIVATE": "1", "RQ_FETCH_HOST_DELAY": "0"}).returncode == 0
     other = tmp_path / "other.md"
     other.write_text("* [x](https://e.com)\n")
     proc = rq("ls", "--queue", other, "--index", index)
@@ -124,3 +127,29 @@ def test_done_edits_the_file_and_ls_shows_it(queue_file, tmp_path):
 def test_done_refuses_the_embedded_queue(tmp_path):
     proc = rq("done", "6de98d1b", env_extra={"XDG_DATA_HOME": str(tmp_path)})
     assert proc.returncode == 1 and "read-only" in proc.stderr
+
+
+@pytest.mark.parametrize("env, name", [
+    ({"RQ_FUSION": "bogus"}, "fusion"),
+    ({"RQ_VECTOR_INDEX": "annoy"}, "vector_index"),
+    ({"RQ_HYBRID_ALPHA": "1.5"}, "hybrid_alpha"),
+    ({"RQ_FETCH_CONCURRENCY": "0"}, "fetch_concurrency"),
+])
+def test_a_bad_setting_is_one_line_and_exit_2_before_any_work(env, name, tmp_path):
+    index = tmp_path / "ix"
+    proc = rq("search", "real-time recsys", "--index", index, env_extra={**env, "XDG_DATA_HOME": str(tmp_path)})
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"setting {name}: cannot use" in lines[0] and "environment variable RQ_" in lines[0]
+    assert not index.exists()  # refused before anything was built or written
+    as_json = rq("ls", "--json", "--index", index, env_extra={**env, "XDG_DATA_HOME": str(tmp_path)})
+    assert as_json.returncode == 2
+    assert json.loads(as_json.stdout) == {"error": lines[0].removeprefix("rq: "), "exit_code": 2}
+
+
+def test_usage_errors_with_json_still_print_json(tmp_path):
+    proc = rq("ls", "--json", "--bogus", env_extra={"XDG_DATA_HOME": str(tmp_path)})
+    assert proc.returncode == 2 and "No such option: --bogus" in proc.stderr
+    assert json.loads(proc.stdout)["exit_code"] == 2
+    proc = rq("show", "zzzz", "--json", env_extra={"XDG_DATA_HOME": str(tmp_path)})
+    assert proc.returncode == 1 and "no resource with id" in json.loads(proc.stdout)["error"]

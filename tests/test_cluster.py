@@ -1,4 +1,5 @@
-"""Topic clusters, cluster names, the section audit and the map (rq.rank.cluster, rq.rank.mapview).
+"""Topic clusters, cluster names, the section audit and the map (rq.rank: clusters, naming,
+headings, audit, mapview).
 
 Fast tests use hand-made vectors; the ones marked slow embed a small queue with the
 real all-MiniLM-L6-v2 model (loaded once for the module).
@@ -15,8 +16,12 @@ from importlib.resources import files
 import numpy as np
 import pytest
 
-from rq.rank import cluster as rqc
+from rq.rank import audit as rqa
+from rq.rank import clusters as rqc
+from rq.rank import headings as rqh
 from rq.rank import mapview
+from rq.rank import naming as rqn
+from rq.rank.findings import SECTION_DEFINITION
 from rq.errors import RqError, UsageError
 from rq.queue.parse import parse_queue
 
@@ -80,7 +85,7 @@ def test_hdbscan_marks_outliers_and_audit_counts_them():
     result = rqc.cluster(x, "auto", "hdbscan")
     assert result.k == 2 and np.sum(result.labels == -1) >= 3
     paths = [("A",)] * 10 + [("B",)] * 10 + [("C",)] * 3
-    report = rqc.audit(x, result.labels, paths, [f"t{i}" for i in range(23)], [("A",), ("B",), ("C",)], {})
+    report = rqa.audit(x, result.labels, paths, [f"t{i}" for i in range(23)], [("A",), ("B",), ("C",)], {})
     assert {row.section: row.unclustered for row in report.table}[("C",)] == 3
 
 
@@ -93,15 +98,15 @@ def test_name_clusters_prefers_distinctive_words_and_drops_junk():
         "Unit tests with mocks and pytest",
         "Property based tests with Hypothesis",
     ]
-    names = rqc.name_clusters(texts, [0, 0, 0, 1, 1, 1], top=3)
+    names = rqn.name_clusters(texts, [0, 0, 0, 1, 1, 1], top=3)
     assert names == [["gpu", "cuda", "kernels"], ["tests", "pytest", "unit"]]
     every = {w for words in names for w in words}
     assert not every & {"https", "com", "html", "www", "the", "with", "2023", "for"}
-    assert rqc.naming_words("The 3 best GPUs of 2024, see https://x.io/a") == ["best", "gpus", "see"]
+    assert rqn.naming_words("The 3 best GPUs of 2024, see https://x.io/a") == ["best", "gpus", "see"]
 
 
 def test_name_clusters_folds_plurals_and_skips_outliers():
-    names = rqc.name_clusters(["graph networks", "graph network", "a graph", "stray words"], [0, 0, 0, -1])
+    names = rqn.name_clusters(["graph networks", "graph network", "a graph", "stray words"], [0, 0, 0, -1])
     assert names == [["graph", "network"]]
 
 
@@ -113,7 +118,7 @@ def test_name_clusters_folds_plurals_and_skips_outliers():
     ("Video understanding", False),
 ])
 def test_format_headings(heading, expected):
-    assert (rqc.format_reason(heading) is not None) is expected
+    assert (rqh.format_reason(heading) is not None) is expected
 
 
 @pytest.mark.parametrize("heading, title, coverage, evidence", [
@@ -125,7 +130,7 @@ def test_format_headings(heading, expected):
     ("Computer Vision", "Kedro pipelines", 0.0, ""),
 ])
 def test_lexical_match(heading, title, coverage, evidence):
-    got, why = rqc.lexical_match(heading, title)
+    got, why = rqh.lexical_match(heading, title)
     assert got == pytest.approx(coverage)
     assert evidence in why
 
@@ -140,7 +145,7 @@ def _synthetic_audit(**kwargs):
     sections = [("A",), ("B",), ("C",), ("D",), ("Blog Posts",)]
     headings = {("D",): np.eye(16)[2] * 0.9 + np.eye(16)[5] * 0.4}
     labels = rqc.cluster(x, 3).labels
-    return rqc.audit(x, labels, paths, titles, sections, headings, **kwargs), labels
+    return rqa.audit(x, labels, paths, titles, sections, headings, **kwargs), labels
 
 
 def test_audit_flags_the_planted_item_with_evidence():
@@ -148,7 +153,7 @@ def test_audit_flags_the_planted_item_with_evidence():
     assert [m.item for m in report.misfiled] == [0]
     flagged = report.misfiled[0]
     assert flagged.section == ("B",) and flagged.best_section == ("A",)
-    assert flagged.margin >= rqc.MISFILED_MARGIN
+    assert flagged.margin >= rqa.MISFILED_MARGIN
     assert flagged.best_similarity - flagged.own_similarity == pytest.approx(flagged.margin)
     assert all(r.section == ("A",) for r in flagged.best_section_neighbours)
     assert all(r.section == ("B",) for r in flagged.same_section)
@@ -169,16 +174,16 @@ def test_audit_empty_section_format_section_and_table():
     assert sum(sum(row.counts) for row in report.table) == 21
     data = json.loads(json.dumps(report.as_dict()))
     assert data["misfiled"][0]["best_section"] == ["A"]
-    assert data["definition"] == rqc.SECTION_DEFINITION
+    assert data["definition"] == SECTION_DEFINITION
 
 
 def test_audit_overlap_names_the_sections_and_items():
     x, _ = blobs([8, 8], noise=0.1, seed=5)
     paths = [("A",)] * 4 + [("B",)] * 4 + [("C",)] * 8  # A and B split one topic
-    report = rqc.audit(x, rqc.cluster(x, 2).labels, paths, [str(i) for i in range(16)],
+    report = rqa.audit(x, rqc.cluster(x, 2).labels, paths, [str(i) for i in range(16)],
                        [("A",), ("B",), ("C",)], {})
     assert [(o.a, o.b) for o in report.overlaps] == [(("A",), ("B",))]
-    assert report.overlaps[0].share >= rqc.OVERLAP_SHARE
+    assert report.overlaps[0].share >= rqa.OVERLAP_SHARE
     assert {r.section for r in report.overlaps[0].causes} <= {("A",), ("B",)}
     assert not report.misfiled  # A and B items are confused, not misfiled elsewhere
 
@@ -188,7 +193,7 @@ def test_audit_high_entropy_section_is_a_format_section_and_containers_are_not_e
     # Per topic: 4 items in its own sub-section of "Topics", 3 in "Stuff I saved" (a mixed bag).
     paths = [("Topics", "ABCD"[t]) if i % 7 < 4 else ("Stuff I saved",) for i, t in enumerate(topics)]
     sections = [("Topics",), ("Topics", "A"), ("Topics", "B"), ("Topics", "C"), ("Topics", "D"), ("Stuff I saved",)]
-    report = rqc.audit(x, rqc.cluster(x, 4).labels, paths, [str(i) for i in range(len(x))], sections, {})
+    report = rqa.audit(x, rqc.cluster(x, 4).labels, paths, [str(i) for i in range(len(x))], sections, {})
     assert [f.section for f in report.formats] == [("Stuff I saved",)]
     assert "entropy" in report.formats[0].reason
     assert [d.section[-1] for d in report.formats[0].destinations] == list("AAABBBCCCDDD")
@@ -197,7 +202,7 @@ def test_audit_high_entropy_section_is_a_format_section_and_containers_are_not_e
 
 
 def test_audit_of_an_empty_queue_lists_only_leaf_sections():
-    report = rqc.audit(np.zeros((0, 8)), [], [], [], [("A",), ("A", "B"), ("C",)], {("C",): np.ones(8)})
+    report = rqa.audit(np.zeros((0, 8)), [], [], [], [("A",), ("A", "B"), ("C",)], {("C",): np.ones(8)})
     assert [(t.section, t.kind) for t in report.thin] == [(("A", "B"), "empty"), (("C",), "empty")]
     assert not report.table and not report.clusters and not report.misfiled
     json.dumps(report.as_dict())
@@ -206,7 +211,7 @@ def test_audit_of_an_empty_queue_lists_only_leaf_sections():
 def test_audit_rejects_mismatched_inputs():
     x, _ = blobs([3])
     with pytest.raises(ValueError):
-        rqc.audit(x, [0, 0], [("A",)] * 3, ["a", "b", "c"], [("A",)], {})
+        rqa.audit(x, [0, 0], [("A",)] * 3, ["a", "b", "c"], [("A",)], {})
 
 
 # --------------------------------------------------------------------------- map plumbing
@@ -327,10 +332,10 @@ def _analyse(embedder, raw: bytes):
     texts = [f"{r.title}\n{r.note}".strip() for r in queue.resources]
     vectors = embedder.encode(texts)
     sections = [s.path for s in queue.sections]
-    headings = dict(zip(sections, embedder.encode([rqc.heading_text(p) for p in sections])))
+    headings = dict(zip(sections, embedder.encode([rqh.heading_text(p) for p in sections])))
     clusters = rqc.cluster(vectors, "auto")
-    names = rqc.name_clusters(texts, clusters.labels)
-    report = rqc.audit(vectors, clusters.labels, [r.section_path for r in queue.resources],
+    names = rqn.name_clusters(texts, clusters.labels)
+    report = rqa.audit(vectors, clusters.labels, [r.section_path for r in queue.resources],
                        [r.title for r in queue.resources], sections, headings, names=names)
     return queue, vectors, clusters, names, report
 

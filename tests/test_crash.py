@@ -1,12 +1,8 @@
 """Crash safety: SIGKILL `rq ingest`, `rq done` and `rq todo` at random moments; nothing may be
-left half-written. The harness is benchmarks/stress_crash.py (which also kills `rq index`)."""
+left half-written. The harness is tests/support/crash.py (benchmarks/stress_crash.py runs it
+bigger, and also kills `rq index`)."""
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from stress_crash import stress  # noqa: E402
+from support.crash import stress
 
 
 def test_random_kills_leave_a_usable_archive_and_an_intact_queue(tmp_path, http_server):

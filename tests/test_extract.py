@@ -1,4 +1,4 @@
-"""rq.extract.core: kinds, charsets, HTML main text, PDFs, and the isolated worker."""
+"""rq.extract: kinds, charsets, HTML main text, PDFs, and the isolated worker."""
 
 from __future__ import annotations
 
@@ -11,64 +11,18 @@ import time
 
 import pytest
 
-from rq.extract.core import Extracted, ExtractorPool, close, extract, extract_isolated, sniff_kind
+from rq.extract.document import Extracted
+from rq.extract.extract import extract
+from rq.extract.sniff import sniff_kind
+from rq.extract.worker import ExtractorPool, close, extract_isolated
 from rq.settings import Settings
+from support.pdf import make_pdf
 
 SETTINGS = Settings()
 
 
 # ---------------------------------------------------------------------------
-# fixture documents, all made here
-
-
-def make_pdf(pages: list[list[str]], title: str | None = None) -> bytes:
-    """A minimal valid PDF: one Helvetica text object per page, lines 14 pt apart."""
-
-    def pdf_string(text: str) -> bytes:
-        escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-        return b"(" + escaped.encode("latin-1") + b")"
-
-    objects: list[bytes] = []  # object n is objects[n - 1]
-    objects.append(b"<< /Type /Catalog /Pages 2 0 R >>")
-    objects.append(b"")  # the page tree, filled in below
-    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
-    kids = []
-    for lines in pages:
-        ops = [b"BT /F1 12 Tf 14 TL 72 720 Td"]
-        for line in lines:
-            ops.append(pdf_string(line) + b" Tj T*")
-        ops.append(b"ET")
-        stream = b"\n".join(ops)
-        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
-        content_number = len(objects)
-        objects.append(
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % content_number
-        )
-        kids.append(len(objects))
-    objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (
-        b" ".join(b"%d 0 R" % k for k in kids),
-        len(kids),
-    )
-    info = None
-    if title is not None:
-        objects.append(b"<< /Title " + pdf_string(title) + b" /Author (Ada Tester) /CreationDate (D:20210304120000Z) >>")
-        info = len(objects)
-
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    for offset in offsets:
-        out += b"%010d 00000 n \n" % offset
-    trailer = b"<< /Size %d /Root 1 0 R" % (len(objects) + 1)
-    if info:
-        trailer += b" /Info %d 0 R" % info
-    out += b"trailer\n" + trailer + b" >>\nstartxref\n%d\n%%%%EOF\n" % xref
-    return bytes(out)
+# fixture documents, all made here (PDFs by support.pdf)
 
 
 ARTICLE_PARAGRAPHS = [
@@ -264,7 +218,7 @@ def test_pdf_text_round_trips_with_metadata():
         ["Sparse retrieval with learned weights", "A second line on the first page (with brackets)."],
         ["The second page talks about dense vectors.", "And it ends here."],
     ]
-    body = make_pdf(pages, title="Learned Sparse Retrieval")
+    body = make_pdf(pages, title="Learned Sparse Retrieval", author="Ada Tester", created="D:20210304120000Z")
     result = extract(body, "application/pdf", "https://x.example/p.pdf", SETTINGS)
     assert result.kind == "pdf" and result.problem is None
     assert result.pages == 2
@@ -339,7 +293,7 @@ def test_served_as_pdf_but_not_a_pdf():
 
 def test_import_does_not_load_heavy_libraries():
     code = (
-        "import sys, rq.extract.core; "
+        "import sys, rq.extract.extract, rq.extract.worker, rq.extract.child; "
         "heavy = [m for m in ('trafilatura', 'pypdfium2', 'lxml', 'charset_normalizer') if m in sys.modules]; "
         "print(','.join(heavy))"
     )

@@ -6,7 +6,6 @@ import ipaddress
 import shutil
 import socket
 import ssl
-import struct
 import subprocess
 import threading
 import time
@@ -20,9 +19,11 @@ import httpcore
 import httpx
 import pytest
 
-from httpfixture import FixtureServer, static
+from support.http import FixtureServer, closed_port, static
+from support.routes import dribble, gzip_bomb as make_gzip_bomb, quietly, redirect, reset, sequence, slow, streamed
 from rq.fetch import netguard
-from rq.fetch.client import REASONS, FetchClient, FetchRequest, _retry_after, fetch_all, fetch_one
+from rq.fetch.client import REASONS, FetchClient, FetchRequest, fetch_all, fetch_one
+from rq.fetch.failures import retry_after as _retry_after
 from rq.settings import Settings
 
 FAST = dict(allow_private=True, fetch_host_delay=0.0, connect_timeout=2.0, read_timeout=1.0,
@@ -40,41 +41,6 @@ def get(url: str, **changes):
 
 
 # -- routes ---------------------------------------------------------------------------------
-
-
-def sequence(*handlers):
-    """The n-th request gets handlers[n]; the last one repeats."""
-    count = Counter()
-
-    def handle(req):
-        n = count["n"]
-        count["n"] += 1
-        handlers[min(n, len(handlers) - 1)](req)
-
-    return handle
-
-
-def redirect(location: str, status: int = 302):
-    return static(b"", status=status, headers={"Location": location})
-
-
-def quietly(write):
-    """Run a route body that may find the client gone (that is the point of some tests)."""
-    def handle(req):
-        try:
-            write(req)
-        except OSError:
-            req.close_connection = True
-
-    return handle
-
-
-def slow(seconds: float, then):
-    def handle(req):
-        time.sleep(seconds)
-        then(req)
-
-    return quietly(handle)
 
 
 def header(req, name: str) -> str | None:
@@ -196,16 +162,8 @@ def test_slow_response_times_out(http_server):
 
 
 def test_dribbling_server_is_cut_at_the_total_deadline(http_server):
-    def dribble(req):
-        req.send_response(200)
-        req.send_header("Content-Type", "text/plain")
-        req.send_header("Content-Length", "100")
-        req.end_headers()
-        for _ in range(100):  # each byte well inside the read timeout, the whole far past the deadline
-            req.wfile.write(b"x")
-            time.sleep(0.4)
-
-    url = http_server.route("/f/dribble", quietly(dribble))
+    # each byte well inside the read timeout, the whole far past the deadline
+    url = http_server.route("/f/dribble", dribble(100, 0.4, "text/plain"))
     r = get(url, read_timeout=1.0, total_timeout=2.0, retries=2)
     assert (r.outcome, r.reason, r.attempts) == ("failed", "timeout", 1)
     assert 1.9 <= r.elapsed < 2.5
@@ -219,24 +177,19 @@ def test_a_timeout_is_retried(http_server):
 
 
 def test_dribbled_headers_are_cut_at_the_total_deadline(http_server):
-    def dribble(req):
+    def dribble_headers(req):
         req.wfile.write(b"HTTP/1.1 200 OK\r\n")
         for n in range(100):
             req.wfile.write(f"X-Filler-{n}: x\r\n".encode())
             time.sleep(0.4)
 
-    url = http_server.route("/f/dribble-head", quietly(dribble))
+    url = http_server.route("/f/dribble-head", quietly(dribble_headers))
     r = get(url, read_timeout=1.0, total_timeout=1.5)
     assert (r.reason, r.http_status) == ("timeout", None) and r.elapsed < 2.0
 
 
 def test_connection_reset_is_reported_and_retried(http_server):
-    def reset(req):
-        req.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        req.connection.close()
-        req.close_connection = True
-
-    url = http_server.route("/f/reset", quietly(reset))
+    url = http_server.route("/f/reset", reset)
     r = get(url)
     assert (r.outcome, r.reason, r.attempts) == ("failed", "reset", 2)
     assert http_server.hits["/f/reset"] == 2
@@ -248,10 +201,7 @@ def test_unresolvable_host_is_gone_dns():
 
 
 def test_closed_port_is_refused():
-    with socket.socket() as probe:  # a port that was just free: nobody listens there
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    r = get(f"http://127.0.0.1:{port}/")
+    r = get(f"http://127.0.0.1:{closed_port()}/")
     assert (r.outcome, r.reason, r.attempts) == ("failed", "refused", 1)
 
 
@@ -265,25 +215,14 @@ def test_declared_length_over_the_cap_is_refused_early(http_server):
 
 
 def test_undeclared_body_over_the_cap_is_cut_while_streaming(http_server):
-    def endless(req):
-        req.send_response(200)
-        req.send_header("Content-Type", "text/plain")
-        req.send_header("Connection", "close")
-        req.end_headers()
-        for _ in range(200):
-            req.wfile.write(b"y" * 10_000)
-        req.close_connection = True
-
-    url = http_server.route("/f/endless", quietly(endless))
+    url = http_server.route("/f/endless", streamed(b"y" * 2_000_000, "text/plain", chunk=10_000))
     r = get(url, max_bytes=50_000)
     assert r.reason == "too_large" and "50 kB" in r.detail
 
 
 @pytest.fixture(scope="module")
 def gzip_bomb() -> bytes:
-    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
-    zeros = bytes(1_000_000)
-    return b"".join(packer.compress(zeros) for _ in range(50)) + packer.flush()  # 50 MB inflated
+    return make_gzip_bomb(50)  # 50 MB inflated
 
 
 def test_gzip_bomb_is_cut_without_inflating_it(http_server, gzip_bomb):

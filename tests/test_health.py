@@ -2,19 +2,20 @@
 
 import hashlib
 import json
-import socket
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from httpfixture import static
+from support.http import closed_port, static
+from support.queues import write_queue as _write_queue
+from support.routes import CatchAll, page, redirect, wrong_turn
 from rq.archive.marks import mark
 from rq.report.health import health_report
 from rq.ingest.pipeline import ingest
 from rq.settings import Settings
 from rq.report.status import load_views, summarize
-from rq.queue.urls import resource_id
+from rq.queue.ids import resource_id
 
 FAST = dict(allow_private=True, fetch_host_delay=0.0, connect_timeout=2.0, read_timeout=1.0,
             total_timeout=3.0, backoff=0.05, retries=1, max_bytes=200_000)
@@ -23,28 +24,8 @@ LONG = ("Streaming feature pipelines update user embeddings within seconds of ea
         "so the candidate retrieval stage sees fresh intent and the ranker can act on it. ") * 8
 
 
-def page(title: str, *paragraphs: str, h1: str | None = None) -> bytes:
-    body = "".join(f"<p>{p}</p>" for p in paragraphs)
-    return (f"<!doctype html><html><head><title>{title}</title></head><body>"
-            f"<nav><a href='/'>Home</a> <a href='/about'>About</a></nav>"
-            f"<article><h1>{h1 or title}</h1>{body}</article><footer>Copyright footer</footer></body></html>"
-            ).encode("utf-8")
-
-
-def redirect(to: str):
-    def handle(req):
-        req.send_response(302)
-        req.send_header("Location", to)
-        req.send_header("Content-Length", "0")
-        req.end_headers()
-    return handle
-
-
 def write_queue(path: Path, items: list[tuple[str, str, bool]]) -> Path:
-    lines = ["# Health queue", "", "## Links"]
-    lines += [f"* [{'x' if read else ' '}] [{name}]({url})" for name, url, read in items]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return _write_queue(path, items, "Health queue")
 
 
 def db(settings: Settings) -> sqlite3.Connection:
@@ -62,33 +43,11 @@ def document(settings: Settings, url: str) -> sqlite3.Row | None:
     return db(settings).execute("SELECT * FROM documents WHERE resource_id = ?", (resource_id(url),)).fetchone()
 
 
-class CatchAll(dict):
-    """The fixture server's routes, plus one handler for every unregistered path under a prefix:
-    a site that answers any address with the same 200 page."""
-
-    def __init__(self, routes: dict, prefix: str, handler):
-        super().__init__(routes)
-        self.prefix, self.handler = prefix, handler
-
-    def get(self, path, default=None):
-        found = super().get(path)
-        if found is None and path.startswith(self.prefix):
-            return self.handler
-        return default if found is None else found
-
-
-def oops(req):
-    path = req.path.split("?", 1)[0]
-    static(page("Acme Knowledge Base", f"Hmm, we took a wrong turn looking for {path}.",
-                "Try the search box above, or browse our most popular categories: billing, accounts, "
-                "shipping and returns.", h1="Whoa there, traveller"))(req)
-
-
 @pytest.fixture
 def soft_site(http_server, monkeypatch):
     s = http_server
     monkeypatch.setitem(s.routes, "/", static(page("Acme home", "Welcome to Acme. " + LONG)))
-    monkeypatch.setattr(s, "routes", CatchAll(s.routes, "/health-kb/", oops))
+    monkeypatch.setattr(s, "routes", CatchAll("/health-kb/", wrong_turn, s.routes))
     return {
         "title": s.route("/health-soft/launch-notes", static(page(
             "Page not found | Acme Blog", "Sorry, we could not find that page.", h1="Nothing to see"))),
@@ -204,12 +163,6 @@ def test_a_read_page_that_changed_is_reported_and_an_unread_or_trivially_edited_
     assert health_report(settings)["changed_since_read"] == []
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_health_report_lists_failures_by_reason_with_archived_copy_info(tmp_path, http_server):
     state = {"alive": True}
 
@@ -223,7 +176,7 @@ def test_health_report_lists_failures_by_reason_with_archived_copy_info(tmp_path
     never = http_server.url("/health-report/never-existed")
     empty = http_server.route("/health-report/empty", static(b"<html><body></body></html>"))
     image = http_server.route("/health-report/photo", static(b"\x89PNG\r\n\x1a\n" + bytes(500), "image/png"))
-    refused = f"http://127.0.0.1:{_closed_port()}/post"
+    refused = f"http://127.0.0.1:{closed_port()}/post"
     good = http_server.route("/health-report/good", static(page("Still fine", LONG)))
     items = [("died", died, True), ("never", never, False), ("empty", empty, False), ("image", image, False),
              ("refused", refused, False), ("good", good, False)]

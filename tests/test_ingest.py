@@ -2,9 +2,7 @@
 
 import os
 import signal
-import socket
 import sqlite3
-import struct
 import subprocess
 import sys
 import time
@@ -12,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from httpfixture import static
-from pdffixture import make_pdf
+from support.http import static
+from support.pdf import make_pdf
+from support.queues import write_queue as _write_queue
+from support.routes import fails_first, page, redirect, reset, slow
 from rq.errors import ArchiveError
 from rq.ingest.pipeline import ingest
 from rq.settings import Settings
@@ -24,45 +24,11 @@ FAST = dict(allow_private=True, fetch_host_delay=0.0, connect_timeout=2.0, read_
 
 
 def article(title: str, *paragraphs: str) -> bytes:
-    body = "".join(f"<p>{p}</p>" for p in paragraphs)
-    return (f"<!doctype html><html><head><title>{title}</title><meta name='author' content='Ada Writer'></head>"
-            f"<body><nav><a href='/'>Home</a> <a href='/about'>About</a></nav>"
-            f"<article><h1>{title}</h1>{body}</article><footer>Copyright footer text</footer></body></html>"
-            ).encode("utf-8")
+    return page(title, *paragraphs, head="<meta name='author' content='Ada Writer'>", footer="Copyright footer text")
 
 
 LONG = ("Streaming feature pipelines update user embeddings within seconds of each click, "
         "so the candidate retrieval stage sees fresh intent. ") * 6
-
-
-def _flaky(server_state: dict, body: bytes):
-    def handle(req):
-        server_state["n"] = server_state.get("n", 0) + 1
-        if server_state["n"] == 1:
-            static(b"<html><body>oops</body></html>", status=500)(req)
-        else:
-            static(body)(req)
-    return handle
-
-
-def _slow(req):
-    time.sleep(2.5)
-    static(b"<html><body>too late</body></html>")(req)
-
-
-def _reset(req):
-    req.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    req.close_connection = True
-    req.connection.close()
-
-
-def _redirect(to: str):
-    def handle(req):
-        req.send_response(302)
-        req.send_header("Location", to)
-        req.send_header("Content-Length", "0")
-        req.end_headers()
-    return handle
 
 
 @pytest.fixture(scope="module")
@@ -77,22 +43,20 @@ def faulty_site(http_server):
                                                                       "about vector quantisation"]]))),
         "sjis": s.route(f"{p}/sjis", static(article("日本語の記事", "検索エンジンの仕組み " + LONG).decode()
                                              .encode("shift_jis"), "text/html; charset=Shift_JIS")),
-        "flaky": s.route(f"{p}/flaky", _flaky({}, article("Flaky but fine", LONG))),
+        "flaky": s.route(f"{p}/flaky", fails_first(500, article("Flaky but fine", LONG))),
         "missing": s.url(f"{p}/missing"),
-        "slow": s.route(f"{p}/slow", _slow),
+        "slow": s.route(f"{p}/slow", slow(2.5, static(b"<html><body>too late</body></html>"))),
         "big": s.route(f"{p}/big", static(b"<html><body>" + b"x" * 300_000 + b"</body></html>")),
-        "loop": s.route(f"{p}/loop-a", _redirect(f"{p}/loop-b")),
-        "reset": s.route(f"{p}/reset", _reset),
+        "loop": s.route(f"{p}/loop-a", redirect(f"{p}/loop-b")),
+        "reset": s.route(f"{p}/reset", reset),
     }
-    s.route(f"{p}/loop-b", _redirect(f"{p}/loop-a"))
+    s.route(f"{p}/loop-b", redirect(f"{p}/loop-a"))
     return urls
 
 
 def write_queue(path: Path, urls: dict) -> Path:
-    lines = ["# Test queue", "", "## Things"]
-    lines += [f"* [ ] [{name}]({url}) - note for {name}" for name, url in urls.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return _write_queue(path, [(name, url, False, f"note for {name}") for name, url in urls.items()],
+                        "Test queue", "Things")
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rq.index.encoders.torch_encoder import model_fingerprint, resolve_model
 from rq.errors import ArchiveError
-from rq.index.encoders.onnx_encoder import EXPORT_DIR, SIDECAR, OnnxEmbedder, export_onnx, load_fast_embedder, read_sidecar
+from rq.index.encoders.model import model_fingerprint, resolve_model
+from rq.index.encoders.onnx_encoder import OnnxEmbedder
+from rq.index.encoders.onnx_export import export_onnx
+from rq.index.encoders.sidecar import SIDECAR, read_sidecar
+from rq.index.encoders.store import export_key, load_export
+from rq.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -64,13 +68,24 @@ TEXTS = [
 ]
 
 
+def load_fast_embedder(folder: Path, model: str = MODEL, bulk: str = "fp32") -> OnnxEmbedder | None:
+    return load_export(folder, Settings(model=model, embed_bulk=bulk))
+
+
 @pytest.fixture(scope="module")
-def index_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("index")
+def cache_root(tmp_path_factory) -> Path:
+    """A model cache holding one export of the model, as `rq index` makes it."""
+    root = tmp_path_factory.mktemp("models")
     started = time.monotonic()
-    export_onnx(resolve_model(MODEL), folder / EXPORT_DIR)
+    export_onnx(resolve_model(MODEL), root / export_key(MODEL))
     print(f"\nONNX export (fp32 + int8) took {time.monotonic() - started:.1f} s")
-    return folder
+    return root
+
+
+@pytest.fixture(scope="module")
+def index_dir(cache_root) -> Path:
+    """The export's folder."""
+    return cache_root / export_key(MODEL)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +112,7 @@ def test_same_surface_and_model_id(fast, embedder):
 
 
 def test_sidecar_records_checksums_and_tokenizer(index_dir):
-    sidecar = read_sidecar(index_dir / EXPORT_DIR)
+    sidecar = read_sidecar(index_dir)
     assert sidecar["tokenizer"]["max_length"] == 256
     assert sidecar["tokenizer"]["lowercase"] is True  # from tokenizer.json's normaliser
     assert sidecar["pooling"] == "mean" and sidecar["normalize"] is True
@@ -106,7 +121,7 @@ def test_sidecar_records_checksums_and_tokenizer(index_dir):
         for role in ("graph", "data"):
             entry = sidecar["files"][kind][role]
             assert len(entry["sha256"]) == 64
-            assert (index_dir / EXPORT_DIR / entry["file"]).stat().st_size == entry["bytes"]
+            assert (index_dir / entry["file"]).stat().st_size == entry["bytes"]
 
 
 def test_query_vectors_agree_with_sentence_transformers(fast, embedder):
@@ -157,9 +172,10 @@ def test_int8_bulk_path_agrees_within_its_bound(index_dir, reference, fast):
 
 
 def _copy_export(index_dir: Path, target: Path) -> Path:
-    """The fp32 files and the sidecar (the int8 files are only checked when used)."""
-    src = index_dir / EXPORT_DIR
-    dst = target / EXPORT_DIR
+    """The fp32 files and the sidecar (the int8 files are only checked when used), into
+    ``target``/<export key>, as a model cache at ``target`` holds them."""
+    src = index_dir
+    dst = target / export_key(MODEL)
     dst.mkdir(parents=True)
     sidecar = read_sidecar(src)
     for role in ("graph", "data"):
@@ -177,7 +193,7 @@ def test_checksum_mismatch_is_refused(index_dir, tmp_path):
         fh.seek(-1, os.SEEK_CUR)
         fh.write(bytes([byte[0] ^ 0xFF]))
     with pytest.raises(ArchiveError, match="checksum"):
-        load_fast_embedder(tmp_path, MODEL)
+        load_fast_embedder(tmp_path / export_key(MODEL), MODEL)
 
 
 def test_unchanged_files_skip_hashing_and_an_edit_in_place_is_caught(index_dir, tmp_path, monkeypatch):
@@ -191,9 +207,9 @@ def test_unchanged_files_skip_hashing_and_an_edit_in_place_is_caught(index_dir, 
         entry["stamp"] = [stat.st_ino, stat.st_size, stat.st_mtime_ns]
     (dst / SIDECAR).write_text(json.dumps(sidecar))
     hashed = []
-    real = onnx_embed._sha256_file
-    monkeypatch.setattr(onnx_embed, "_sha256_file", lambda path: hashed.append(path) or real(path))
-    load_fast_embedder(tmp_path, MODEL)
+    real = onnx_embed.sha256_file
+    monkeypatch.setattr(onnx_embed, "sha256_file", lambda path: hashed.append(path) or real(path))
+    load_fast_embedder(tmp_path / export_key(MODEL), MODEL)
     assert hashed == []
     data = dst / sidecar["files"]["fp32"]["data"]["file"]
     with open(data, "r+b") as fh:
@@ -203,7 +219,7 @@ def test_unchanged_files_skip_hashing_and_an_edit_in_place_is_caught(index_dir, 
         fh.write(bytes([byte[0] ^ 0xFF]))
     os.utime(data, ns=(data.stat().st_atime_ns, data.stat().st_mtime_ns + 1_000_000))  # coarse clocks
     with pytest.raises(ArchiveError, match="checksum"):
-        load_fast_embedder(tmp_path, MODEL)
+        load_fast_embedder(tmp_path / export_key(MODEL), MODEL)
 
 
 @pytest.mark.parametrize("role", ["graph", "data"])
@@ -213,7 +229,7 @@ def test_truncated_file_is_refused(index_dir, tmp_path, role):
     with open(path, "r+b") as fh:
         fh.truncate(path.stat().st_size // 3)
     with pytest.raises(ArchiveError, match="truncated"):
-        load_fast_embedder(tmp_path, MODEL)
+        load_fast_embedder(tmp_path / export_key(MODEL), MODEL)
 
 
 def test_missing_file_damaged_sidecar_and_other_model_are_refused(index_dir, tmp_path):
@@ -222,18 +238,18 @@ def test_missing_file_damaged_sidecar_and_other_model_are_refused(index_dir, tmp
     sidecar = read_sidecar(dst)
     (dst / sidecar["files"]["fp32"]["data"]["file"]).unlink()
     with pytest.raises(ArchiveError):
-        load_fast_embedder(tmp_path, MODEL)
+        load_fast_embedder(tmp_path / export_key(MODEL), MODEL)
     (dst / SIDECAR).write_text('{"format": 1, "fil')
     with pytest.raises(ArchiveError, match="unreadable"):
-        load_fast_embedder(tmp_path, MODEL)
+        load_fast_embedder(tmp_path / export_key(MODEL), MODEL)
     sidecar["model_fingerprint"] = "000000000000"
     (dst / SIDECAR).write_text(json.dumps(sidecar))
     with pytest.raises(ArchiveError, match="another version"):
-        load_fast_embedder(tmp_path, MODEL)
+        load_fast_embedder(tmp_path / export_key(MODEL), MODEL)
 
 
 def test_export_again_replaces_whole_export(index_dir, tmp_path, fast):
-    dst = tmp_path / EXPORT_DIR
+    dst = tmp_path / export_key(MODEL)
     dst.mkdir()
     (dst / "encoder-deadbeef0000.fp32.onnx").write_bytes(b"left by a killed run")
     graph = export_onnx(resolve_model(MODEL), dst, quantize=False)
@@ -241,7 +257,7 @@ def test_export_again_replaces_whole_export(index_dir, tmp_path, fast):
     assert graph.name == sidecar["files"]["fp32"]["graph"]["file"] and "int8" not in sidecar["files"]
     names = {p.name for p in dst.iterdir()}
     assert names == {SIDECAR, sidecar["files"]["fp32"]["graph"]["file"], sidecar["files"]["fp32"]["data"]["file"]}
-    again = load_fast_embedder(tmp_path, MODEL, bulk="int8")
+    again = load_fast_embedder(dst, MODEL, bulk="int8")
     assert again.bulk == "fp32"  # no int8 graph exported: bulk falls back to fp32
     assert _cos(again.encode_query(TEXTS[5]), fast.encode_query(TEXTS[5])) > 0.99999
 
@@ -250,8 +266,9 @@ def test_fresh_process_never_imports_torch(index_dir):
     script = textwrap.dedent(f"""
         import json, sys
         from pathlib import Path
-        from rq.index.encoders.onnx_encoder import load_fast_embedder
-        e = load_fast_embedder(Path({str(index_dir)!r}), {MODEL!r}, bulk="int8")
+        from rq.index.encoders.store import load_export
+        from rq.settings import Settings
+        e = load_export(Path({str(index_dir)!r}), Settings(model={MODEL!r}, embed_bulk="int8"))
         q = e.encode_query("real-time recsys")
         v = e.encode(["two passages", "to embed"])
         n = e.count_pieces(["count me"])
@@ -268,47 +285,48 @@ def test_fresh_process_never_imports_torch(index_dir):
     assert result["model_id"].startswith(f"{MODEL}@")
 
 
-def _settings(index: Path, **extra):
-    from rq.settings import Settings
-
-    return Settings(index=index, **extra)
+def _settings(cache: Path, tmp_path: Path, **extra):
+    return Settings(model_cache=cache, index=tmp_path / "ix", **extra)
 
 
-def test_make_embedder_picks_the_export_or_falls_back_with_a_notice(index_dir, tmp_path):
+def test_make_embedder_picks_the_export_or_falls_back_with_a_notice(cache_root, index_dir, tmp_path):
+    from rq.index.encoders.factory import make_embedder
     from rq.index.encoders.torch_encoder import Embedder
-    from rq.index.encoders.onnx_encoder import make_embedder
 
     said: list[str] = []
-    chosen = make_embedder(_settings(index_dir), said.append)
+    chosen = make_embedder(_settings(cache_root, tmp_path), said.append)
     assert isinstance(chosen, OnnxEmbedder) and chosen.bulk == "int8" and said == []
-    exact = make_embedder(_settings(index_dir, embed_backend="torch"), said.append)
+    exact = make_embedder(_settings(cache_root, tmp_path, embed_backend="torch"), said.append)
     assert isinstance(exact, Embedder) and not exact.fallback and said == []
-    missing = make_embedder(_settings(tmp_path / "empty"), said.append)
+    missing = make_embedder(_settings(tmp_path / "empty", tmp_path), said.append)
     assert isinstance(missing, Embedder) and missing.fallback
     assert "no ONNX export" in said[-1]
     dst = _copy_export(index_dir, tmp_path / "damaged")
     (dst / read_sidecar(dst)["files"]["fp32"]["graph"]["file"]).write_bytes(b"not a graph")
-    damaged = make_embedder(_settings(tmp_path / "damaged"), said.append)
+    damaged = make_embedder(_settings(tmp_path / "damaged", tmp_path), said.append)
     assert isinstance(damaged, Embedder) and damaged.fallback and "truncated" in said[-1]
 
 
-def test_ensure_export_repairs_only_for_fallbacks(tmp_path, embedder):
-    from rq.index.encoders.onnx_encoder import ensure_export, make_embedder
+def test_the_build_exports_only_for_fallbacks(tmp_path, embedder):
+    from rq.index.encoders.factory import embedder_for_build, make_embedder
 
-    settings = _settings(tmp_path, embed_bulk="fp32")
+    settings = _settings(tmp_path / "models", tmp_path, embed_bulk="fp32")
     # An embedder the caller chose itself is used as given, and nothing is exported.
-    assert ensure_export(tmp_path, settings, embedder) is embedder
-    assert not (tmp_path / EXPORT_DIR).exists()
+    assert embedder_for_build(settings, embedder) is embedder
+    assert not (tmp_path / "models").exists()
     said: list[str] = []
     fallback = make_embedder(settings)
-    fast = ensure_export(tmp_path, settings, fallback, said.append)
+    fast = embedder_for_build(settings, fallback, said.append)
     assert isinstance(fast, OnnxEmbedder) and fast.bulk == "fp32" and "exporting" in said[0]
     assert fast.model_id == embedder.model_id and fast.cache_key == embedder.model_id
-    assert ensure_export(tmp_path, settings, fast) is fast  # a usable export is not made again
+    assert embedder_for_build(settings, fast) is fast  # a usable export is not made again
+    assert embedder_for_build(settings, None, said.append).export_dir == fast.export_dir
+    assert len(said) == 1  # ... nor by a second build
+    assert [p.name for p in (tmp_path / "models").iterdir() if p.is_dir()] == [export_key(MODEL)]
 
 
 def test_int8_vectors_are_cached_apart_and_exact_ones_serve_every_path(index_dir):
-    from rq.index.encoders.onnx_encoder import lookup_vectors, vectors_key
+    from rq.index.encoders.cache import lookup_vectors, vectors_key
 
     int8 = load_fast_embedder(index_dir, MODEL, bulk="int8")
     fp32 = load_fast_embedder(index_dir, MODEL, bulk="fp32")

@@ -7,7 +7,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from rq.errors import QueueError
 from rq.paths import embedded_queue_path
 from rq.queue.parse import parse_queue, read_queue
-from rq.queue.urls import fetch_url, normalize_url, resource_id
+from rq.queue.ids import resource_id
+from rq.queue.urls import fetch_url, normalize_url
 
 LISTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "lists"
 

@@ -9,7 +9,10 @@ import math
 import numpy as np
 import pytest
 
+from rq.rank import centrality
 from rq.rank import recommend as rec
+from rq.rank import svm
+from rq.settings import RECOMMEND_METHODS
 
 DAY = 86_400.0
 NOW = 1_700_000_000.0
@@ -62,7 +65,7 @@ TOPIC_OF = [name for name, titles in TOPICS.items() for _ in titles]
 SAME_AS_ASTRONOMY = {"astronomy", "saturn"}
 
 
-METHODS = list(dict.fromkeys([rec.DEFAULT_METHOD, *rec.BASE_METHODS]))
+METHODS = list(dict.fromkeys([rec.DEFAULT_METHOD, *RECOMMEND_METHODS]))
 
 
 @pytest.fixture(scope="module")
@@ -327,7 +330,7 @@ def test_fallback_picks_the_largest_cluster_and_tiny_collections_use_queue_order
 
 def test_fallback_clusters_a_sample_of_a_large_collection(monkeypatch):
     x, label = clusters()
-    monkeypatch.setattr(rec, "CLUSTER_SAMPLE", 9)  # fewer than the 12 rows: the sampling path
+    monkeypatch.setattr(centrality, "CLUSTER_SAMPLE", 9)  # fewer than the 12 rows: the sampling path
     nothing = np.zeros(len(x), dtype=bool)
     got = rec.rank_next(x, nothing, ~nothing, k=3, mmr_lambda=1.0)
     assert got.fallback == rec.FALLBACK_TOPIC and (label[got.indices] == 0).all()
@@ -379,7 +382,7 @@ def test_numpy_svm_ranks_as_scikit_learns_linear_svc(n, n_read, c):
     read = np.zeros(n, dtype=bool)
     read[rng.choice(n, n_read, replace=False)] = True
     weights = rng.uniform(0.2, 1.0, n_read)
-    ours = rec.svm_scores(x, read, weights, c=c)
+    ours = svm.svm_scores(x, read, weights, c=c)
 
     sample = np.ones(n)
     sample[read] = weights / weights.mean()

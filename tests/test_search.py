@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from httpfixture import static
-from pdffixture import make_pdf
+from support.http import static
+from support.pdf import make_pdf
+from support.routes import page
 from rq.errors import IndexMismatchError, UsageError
 from rq.index.build import build_index
 from rq.ingest.pipeline import ingest
@@ -41,19 +42,14 @@ PAGES = {
 }
 
 
-def page_html(title, paragraphs):
-    body = "".join(f"<p>{p}</p>" for p in paragraphs)
-    return (f"<html><head><title>{title}</title></head><body><nav>Home</nav><article><h1>{title}</h1>"
-            f"{body}</article></body></html>").encode()
-
-
 @pytest.fixture(scope="module")
 def library(tmp_path_factory, http_server, embedder):
     root = tmp_path_factory.mktemp("search")
     lines = ["# Reading", "", "## Pets"]
     urls = {}
     for key, (title, paragraphs) in PAGES.items():
-        urls[key] = http_server.route(f"/search/{key}", static(page_html(title, paragraphs)))
+        body = page(title, *paragraphs, nav="<nav>Home</nav>", footer=None, doctype=False)
+        urls[key] = http_server.route(f"/search/{key}", static(body))
     urls["pdf"] = http_server.route("/search/paper.pdf", static(make_pdf(
         [["Sparse mixture of experts routing", "Each token is routed to two experts chosen by a learned gate."]]),
         "application/pdf"))

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from rq.errors import ConfigError
-from rq.settings import load_settings
+from rq.settings import Settings, load_settings
 
 
 def test_layers_flags_beat_env_beat_toml_beat_defaults(tmp_path):
@@ -51,3 +51,62 @@ def test_missing_named_config_is_an_error(tmp_path):
 def test_bad_env_value_is_reported():
     with pytest.raises(ConfigError, match="fetch_concurrency"):
         load_settings(env={"RQ_FETCH_CONCURRENCY": "lots"}, cwd=Path("/nonexistent"))
+
+
+@pytest.mark.parametrize("name, bad, allowed", [
+    ("fusion", "bogus", "one of convex, rrf"),
+    ("fusion_norm", "max", "one of tmm, minmax, zscore"),
+    ("vector_index", "annoy", "one of auto, flat, hnsw"),
+    ("embed_backend", "cuda", "one of onnx, torch"),
+    ("embed_bulk", "fp16", "one of int8, fp32"),
+    ("recommend_method", "svm+knn", "one of centroid, maxsim, contrast, svm, or several joined by '+'"),
+    ("hybrid_alpha", "1.5", "a number from 0 to 1"),
+    ("mmr_lambda", "-0.1", "a number from 0 to 1"),
+    ("fetch_concurrency", "0", "a whole number of at least 1"),
+    ("total_timeout", "0", "a number above 0"),
+    ("retries", "-1", "a whole number of at least 0"),
+    ("read_half_life_days", "nan", "a number above 0"),
+])
+def test_a_bad_value_names_the_setting_the_value_its_source_and_what_would_do(name, bad, allowed):
+    key = f"RQ_{name.upper()}"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env={key: bad}, cwd=Path("/nonexistent"))
+    message = str(caught.value)
+    assert message.startswith(f"setting {name}: cannot use ")
+    shown = message.split("cannot use ", 1)[1].split(" (")[0].strip("'")
+    assert shown == bad or float(shown) == float(bad)
+    assert allowed in message and f"environment variable {key}" in message
+    assert "\n" not in message
+
+
+def test_the_source_of_a_bad_value_is_the_file_or_flag_that_gave_it(tmp_path):
+    config = tmp_path / "rq.toml"
+    config.write_text('fusion = "weighted"\n')
+    with pytest.raises(ConfigError, match=f"fusion: cannot use 'weighted'.*from {config}"):
+        load_settings(env={"RQ_CONFIG": str(config), "XDG_CONFIG_HOME": str(tmp_path)}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="vector_index: cannot use 'annoy'.*from flag --vector-index"):
+        load_settings({"vector_index": "annoy"}, env={}, cwd=tmp_path)
+    # A value fixed in a later layer is not an error: the flag wins over the bad file.
+    assert load_settings({"fusion": "rrf"}, env={"RQ_CONFIG": str(config), "XDG_CONFIG_HOME": str(tmp_path)},
+                         cwd=tmp_path).fusion == "rrf"
+
+
+def test_settings_built_in_code_are_checked_too():
+    with pytest.raises(ConfigError, match="hybrid_alpha"):
+        Settings(hybrid_alpha=2.0)
+    with pytest.raises(ConfigError, match="chunk_overlap_words"):
+        load_settings(env={"RQ_CHUNK_WORDS": "32", "RQ_CHUNK_OVERLAP_WORDS": "32"}, cwd=Path("/nonexistent"))
+
+
+def test_the_sample_config_names_every_setting_and_its_choices():
+    from dataclasses import fields
+
+    from rq.settings import RULES, Choice
+
+    sample = (Path(__file__).resolve().parents[1] / "configs" / "rq.toml").read_text()
+    for f in fields(Settings):
+        assert f"# {f.name} = " in sample, f"configs/rq.toml does not mention {f.name}"
+        rule = RULES.get(f.name)
+        if isinstance(rule, Choice):
+            line = next(line for line in sample.splitlines() if line.startswith(f"# {f.name} = "))
+            assert all(value in line for value in rule.values), line

@@ -1,4 +1,4 @@
-"""Which queue file and which index folder a command works on.
+"""Which queue file and which index folder a command works on, and where shared models live.
 
 One index folder serves one queue. With no ``--index``: the embedded default
 queue uses the checkout's ``index/`` when rq runs from a source checkout, else
@@ -34,6 +34,13 @@ def embedded_queue_path() -> Path:
 
 def data_home() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "rq"
+
+
+def model_cache(settings: Settings) -> Path:
+    """Where models exported for fast start-up live: one copy per machine, shared by every index."""
+    if settings.model_cache is not None:
+        return settings.model_cache.expanduser().absolute()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rq" / "models"
 
 
 def checkout_index_dir() -> Path | None:

@@ -4,25 +4,40 @@ TOML files, later ones winning: ``configs/rq.toml`` under the current directory,
 then the user's ``$XDG_CONFIG_HOME/rq/config.toml``, then the file named by
 ``RQ_CONFIG``. Every field can be set in any layer under its own name; the
 environment uses ``RQ_`` plus the upper-cased name (``RQ_FETCH_CONCURRENCY=4``).
+
+Every value is checked when the Settings are built, against the field's type and the
+rule in ``RULES`` (allowed values or a range): a bad value fails at once, before any
+work, with one line that names the setting, the value, where it came from and what
+would do.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
 from rq import __version__
 from rq.errors import ConfigError
 
+# Allowed values of the choice settings; the parts that act on them import these names.
+FUSIONS = ("convex", "rrf")
+FUSION_NORMS = ("tmm", "minmax", "zscore")
+VECTOR_INDEXES = ("auto", "flat", "hnsw")
+EMBED_BACKENDS = ("onnx", "torch")
+EMBED_BULK = ("int8", "fp32")
+RECOMMEND_METHODS = ("centroid", "maxsim", "contrast", "svm")  # or several joined by "+"
+
 
 @dataclass(frozen=True)
 class Settings:
     queue: Path | None = None  # None: the embedded default queue
     index: Path | None = None  # None: derived from the queue (see paths.py)
+    model_cache: Path | None = None  # exported models, shared by every index; None: $XDG_CACHE_HOME/rq/models
 
     # fetching
     fetch_concurrency: int = 8
@@ -45,15 +60,15 @@ class Settings:
     # extraction
     pdf_max_pages: int = 300
     extract_timeout: float = 60.0
-    extract_memory_mb: int = 2048
+    extract_memory_mb: int = 2048  # 0: no limit
 
     # passages, embedding, index
     model: str = "all-MiniLM-L6-v2"
     chunk_words: int = 128  # best hybrid nDCG@10 on SciFact train (benchmarks/RESULTS.md)
     chunk_overlap_words: int = 32
     embed_batch_size: int = 32
-    # onnx: queries and passages through ONNX Runtime (no torch in a search; exported at index
-    # time); torch: sentence-transformers for both, the exact and slower path.
+    # onnx: queries and passages through ONNX Runtime (no torch in a search; the model is
+    # exported once per machine); torch: sentence-transformers for both, the exact and slower path.
     embed_backend: str = "onnx"
     # Passages on the onnx backend: int8 is 2.5x torch's throughput for -0.002 nDCG@10 on
     # SciFact (benchmarks/RESULTS.md); fp32 gives vectors equal to torch's.
@@ -70,42 +85,129 @@ class Settings:
     mmr_lambda: float = 0.3  # 1.0: no diversity re-ranking
     read_half_life_days: float = 60.0  # a read this old counts half as much as one today
 
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    def __post_init__(self) -> None:
+        for name in _FIELDS:
+            _check(name, getattr(self, name), "Settings()")
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
 
 
-_FIELDS = {f.name: f for f in fields(Settings) if f.name != "extra"}
+# --------------------------------------------------------------------------- the rules
 
 
-def _coerce(name: str, value: Any) -> Any:
-    """Turn a TOML or environment value into the field's type, or raise ConfigError."""
-    default = getattr(Settings, name, None)
+@dataclass(frozen=True)
+class Choice:
+    values: tuple[str, ...]
+    combinable: bool = False  # several values joined by "+" (e.g. "svm+maxsim")
+
+    def allows(self, value: Any) -> bool:
+        parts = value.split("+") if self.combinable else [value]
+        return all(p.strip() in self.values for p in parts) and bool(value)
+
+    def describe(self, noun: str = "") -> str:
+        text = "one of " + ", ".join(self.values)
+        return text + ", or several joined by '+'" if self.combinable else text
+
+
+@dataclass(frozen=True)
+class Range:
+    low: float
+    high: float = math.inf
+    low_open: bool = False  # low itself not allowed
+
+    def allows(self, value: Any) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        return above and value <= self.high  # NaN fails both
+
+    def describe(self, noun: str = "number") -> str:
+        if self.high == math.inf:
+            return f"a {noun} above {self.low:g}" if self.low_open else f"a {noun} of at least {self.low:g}"
+        return f"a {noun} from {self.low:g} to {self.high:g}"
+
+
+_POSITIVE = Range(0, low_open=True)
+_AT_LEAST_ONE = Range(1)
+_NOT_NEGATIVE = Range(0)
+RULES: dict[str, Choice | Range] = {
+    "fetch_concurrency": _AT_LEAST_ONE, "fetch_per_host": _AT_LEAST_ONE, "fetch_host_delay": _NOT_NEGATIVE,
+    "connect_timeout": _POSITIVE, "read_timeout": _POSITIVE, "total_timeout": _POSITIVE,
+    "max_bytes": _AT_LEAST_ONE, "max_redirects": _NOT_NEGATIVE, "retries": _NOT_NEGATIVE,
+    "backoff": _NOT_NEGATIVE, "retry_after_max": _NOT_NEGATIVE, "freshness_days": _NOT_NEGATIVE,
+    "pdf_max_pages": _AT_LEAST_ONE, "extract_timeout": _POSITIVE, "extract_memory_mb": _NOT_NEGATIVE,
+    "chunk_words": Range(16), "chunk_overlap_words": _NOT_NEGATIVE, "embed_batch_size": _AT_LEAST_ONE,
+    "embed_backend": Choice(EMBED_BACKENDS), "embed_bulk": Choice(EMBED_BULK),
+    "vector_index": Choice(VECTOR_INDEXES), "hnsw_above": _NOT_NEGATIVE,
+    "fusion": Choice(FUSIONS), "fusion_norm": Choice(FUSION_NORMS), "hybrid_alpha": Range(0, 1),
+    "threads": _NOT_NEGATIVE, "recommend_method": Choice(RECOMMEND_METHODS, combinable=True),
+    "mmr_lambda": Range(0, 1), "read_half_life_days": _POSITIVE,
+}
+_KIND = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text"}
+_FIELDS = {f.name: f for f in fields(Settings)}
+
+
+def _problem(name: str, value: Any, wanted: str, source: str) -> ConfigError:
+    return ConfigError(f"setting {name}: cannot use {value!r} ({wanted}; from {source})")
+
+
+def _wanted(name: str) -> str:
+    """What a value of setting ``name`` must be, in words."""
     annotation = str(_FIELDS[name].type)
+    rule = RULES.get(name)
+    if rule is not None:
+        return rule.describe("whole number" if annotation == "int" else "number")
+    return _KIND.get(annotation, "a list of names" if annotation.startswith("tuple") else "text")
+
+
+def _check(name: str, value: Any, source: str) -> None:
+    rule = RULES.get(name)
+    if rule is not None and value is not None and not rule.allows(value):
+        raise _problem(name, value, _wanted(name), source)
+
+
+def _check_pair(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """Rules between two settings."""
+    words, overlap = values.get("chunk_words", Settings.chunk_words), values.get("chunk_overlap_words", 0)
+    if overlap >= words:
+        raise _problem("chunk_overlap_words", overlap, f"less than chunk_words, {words}",
+                       sources.get("chunk_overlap_words", "the defaults"))
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    """Turn a TOML, environment or flag value into the field's type, or raise ConfigError."""
+    annotation = str(_FIELDS[name].type)
+    if name in ("queue", "index", "model_cache"):
+        return None if value in (None, "") else Path(value).expanduser()
+    kind = annotation if annotation in _KIND else ("tuple" if annotation.startswith("tuple") else "str")
     try:
-        if name in ("queue", "index"):
-            return None if value in (None, "") else Path(value).expanduser()
-        if annotation == "bool":
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off", ""):
-                return False
-            raise ValueError(value)
-        if annotation.startswith("tuple"):
+        if kind == "bool":
+            return _boolean(value)
+        if kind == "tuple":
             if isinstance(value, str):
                 return tuple(v.strip() for v in value.split(",") if v.strip())
             return tuple(str(v) for v in value)
-        if annotation == "int":
+        if kind == "int":
+            if isinstance(value, float) and not value.is_integer() or isinstance(value, bool):
+                raise ValueError(value)
             return int(value)
-        if annotation == "float":
+        if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError(value)
             return float(value)
         return str(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"setting {name}: cannot use {value!r} (default is {default!r})") from None
+        raise _problem(name, value, _wanted(name), source) from None
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(value)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -117,6 +219,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     table = data.get("rq", data)
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [rq] must be a table of settings")
     unknown = sorted(set(table) - set(_FIELDS))
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)}")
@@ -140,20 +244,26 @@ def load_settings(
     env = os.environ if env is None else env
     cwd = Path.cwd() if cwd is None else cwd
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for path in config_files(env, cwd):
         for name, raw in _read_toml(path).items():
-            value = _coerce(name, raw)
-            if name in ("queue", "index") and value is not None and not value.is_absolute():
+            value = _coerce(name, raw, str(path))
+            if name in ("queue", "index", "model_cache") and value is not None and not value.is_absolute():
                 value = (path.parent / value).resolve()  # relative to the file that says it
-            values[name] = value
+            values[name], sources[name] = value, str(path)
     for name in _FIELDS:
         key = f"RQ_{name.upper()}"
         if key in env:
-            values[name] = _coerce(name, env[key])
+            source = f"environment variable {key}"
+            values[name], sources[name] = _coerce(name, env[key], source), source
     for name, raw in (flags or {}).items():
         if raw is None:
             continue
         if name not in _FIELDS:
             raise ConfigError(f"unknown setting {name}")
-        values[name] = _coerce(name, raw)
+        source = f"flag --{name.replace('_', '-')}"
+        values[name], sources[name] = _coerce(name, raw, source), source
+    for name, value in values.items():
+        _check(name, value, sources[name])
+    _check_pair(values, sources)
     return Settings(**values)

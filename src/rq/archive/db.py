@@ -1,4 +1,4 @@
-"""The archive: every file rq writes lives behind this module.
+"""The archive: the SQLite database of a queue's index folder, and its raw bodies.
 
 An index folder holds ``archive.sqlite`` (resources, fetch attempts, extracted
 documents, read events, changes to pages already read, passages and the embedding
@@ -18,50 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from rq.archive.lock import try_writer_lock
 from rq.archive.records import FetchRecord
+from rq.archive.schema import SCHEMA, SCHEMA_VERSION, migrate
 from rq.errors import ArchiveError
-from rq.files import atomic_write_bytes, remove_orphans
-
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS resources (
-    id TEXT PRIMARY KEY, url TEXT NOT NULL, fetch_url TEXT NOT NULL, title TEXT NOT NULL,
-    note TEXT NOT NULL, section TEXT NOT NULL, state TEXT, line_no INTEGER NOT NULL,
-    extra_links TEXT NOT NULL, in_queue INTEGER NOT NULL DEFAULT 1,
-    first_seen REAL NOT NULL, updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS fetches (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, resource_id TEXT NOT NULL, url TEXT NOT NULL,
-    at REAL NOT NULL, outcome TEXT NOT NULL, reason TEXT, detail TEXT NOT NULL,
-    http_status INTEGER, final_url TEXT, content_type TEXT, etag TEXT, last_modified TEXT,
-    body_sha TEXT, bytes INTEGER, attempts INTEGER, elapsed REAL
-);
-CREATE INDEX IF NOT EXISTS fetches_by_resource ON fetches(resource_id, at);
-CREATE TABLE IF NOT EXISTS documents (
-    resource_id TEXT PRIMARY KEY, body_sha TEXT NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL,
-    text_sha TEXT NOT NULL, title TEXT, author TEXT, date TEXT, pages INTEGER, charset TEXT,
-    problem TEXT, detail TEXT NOT NULL, extracted_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS passages (
-    id INTEGER PRIMARY KEY, resource_id TEXT NOT NULL, ord INTEGER NOT NULL, source TEXT NOT NULL,
-    text TEXT NOT NULL, hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS passages_by_resource ON passages(resource_id, ord);
-CREATE TABLE IF NOT EXISTS embeddings (
-    model TEXT NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, hash)
-);
-CREATE TABLE IF NOT EXISTS read_events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, resource_id TEXT NOT NULL, at REAL NOT NULL, state TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS changes (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, resource_id TEXT NOT NULL, at REAL NOT NULL,
-    old_text_sha TEXT NOT NULL, new_text_sha TEXT NOT NULL, old_body_sha TEXT, new_body_sha TEXT,
-    similarity REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS changes_by_resource ON changes(resource_id, at);
-"""
+from rq.files import atomic_write_bytes
 
 
 def sha256_hex(data: bytes) -> str:
@@ -80,6 +41,12 @@ class Archive:
     def meta(self, key: str, default: str | None = None) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
+
+    def schema_version(self) -> int:
+        """The schema the archive was written with (the current one for an empty archive)."""
+        if self.meta("queue") is None:
+            return SCHEMA_VERSION
+        return int(self.meta("schema_version", "0") or 0)
 
     def set_meta(self, key: str, value: str) -> None:
         with self.transaction():
@@ -112,12 +79,6 @@ class Archive:
             atomic_write_bytes(path, data)
         return sha
 
-    def get_body(self, sha: str) -> bytes | None:
-        try:
-            return self.body_path(sha).read_bytes()
-        except FileNotFoundError:
-            return None
-
     # -- resources -------------------------------------------------------------
     def sync_resources(self, rows: list[dict[str, Any]]) -> tuple[int, int]:
         """Make the resources table mirror the queue; returns (added, removed)."""
@@ -140,10 +101,6 @@ class Archive:
             gone = known - ids
             conn.executemany("UPDATE resources SET in_queue = 0 WHERE id = ?", [(i,) for i in gone])
         return len(ids - known), len(gone)
-
-    def resources(self, in_queue_only: bool = True) -> list[sqlite3.Row]:
-        sql = "SELECT * FROM resources" + (" WHERE in_queue = 1" if in_queue_only else "")
-        return list(self.conn.execute(sql + " ORDER BY line_no"))
 
     # -- fetches and documents -------------------------------------------------
     def last_fetch(self, resource_id: str, ok_only: bool = False) -> FetchRecord | None:
@@ -259,68 +216,95 @@ class Archive:
     def changes(self) -> list[sqlite3.Row]:
         return list(self.conn.execute("SELECT * FROM changes ORDER BY at, id"))
 
-    def integrity_ok(self) -> bool:
-        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-
 
 def _fetch_record(row: sqlite3.Row) -> FetchRecord:
     return FetchRecord(**{k: row[k] for k in FetchRecord.__dataclass_fields__})
 
 
+DB_FILE = "archive.sqlite"
+
+
 def open_archive(folder: Path, queue_key: str, create: bool = True) -> Archive:
-    """Open (or create) the archive in ``folder`` for the queue named by ``queue_key``.
+    """Open (or create) the archive in ``folder`` for the queue named by ``queue_key``, for a
+    command that writes (it holds the folder's writer lock). An archive of an earlier schema
+    is upgraded.
 
     An index folder serves one queue: opening it for another is refused rather
     than mixing two libraries.
     """
-    db_path = folder / "archive.sqlite"
+    db_path = folder / DB_FILE
     if not db_path.exists() and not create:
         raise ArchiveError(f"no archive in {folder}: run `rq ingest` first")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(db_path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
+        conn = _connect(db_path)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.executescript(_SCHEMA)
+        conn.executescript(SCHEMA)
     except (OSError, sqlite3.Error) as exc:
         raise ArchiveError(f"cannot open archive in {folder}: {exc}") from None
     archive = Archive(folder, conn)
     _claim(archive, queue_key)
+    _upgrade(archive)
     return archive
 
 
-@contextmanager
-def writer_lock(folder: Path, wait: bool = True) -> Iterator[None]:
-    """One writer per index folder. Leftover temp files are swept only by the lock holder,
-    so a second process never deletes a file the first is still writing."""
-    import fcntl
+def open_archive_to_read(folder: Path, queue_key: str) -> Archive:
+    """Open the archive in ``folder`` for a command that only reads: nothing is written. Where
+    no archive exists yet, an empty one in memory stands in. An archive of an earlier schema
+    is upgraded only while no other rq process is writing the folder."""
+    db_path = folder / DB_FILE
+    try:
+        if db_path.exists():
+            conn = _connect(db_path)
+        else:
+            conn = _connect(":memory:")
+            conn.executescript(SCHEMA)
+    except (OSError, sqlite3.Error) as exc:
+        raise ArchiveError(f"cannot open archive in {folder}: {exc}") from None
+    archive = Archive(folder, conn)
+    _check_owner(archive, queue_key)
+    if archive.schema_version() < SCHEMA_VERSION and db_path.exists():
+        with try_writer_lock(folder) as held:
+            if not held:
+                archive.close()
+                raise ArchiveError(f"the archive in {folder} needs an upgrade, and another rq process is "
+                                   "writing it; try again when it ends")
+            _upgrade(archive)
+    return archive
 
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a+b") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            raise ArchiveError(f"another rq process is writing {folder}; try again when it ends") from None
-        try:
-            remove_orphans(folder)
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+
+def _connect(target) -> sqlite3.Connection:
+    conn = sqlite3.connect(target, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
 
 
 def _claim(archive: Archive, queue_key: str) -> None:
+    if archive.meta("queue") is None:
+        with archive.transaction():
+            archive.set_meta("queue", queue_key)
+            archive.set_meta("schema_version", str(SCHEMA_VERSION))
+    _check_owner(archive, queue_key)
+
+
+def _check_owner(archive: Archive, queue_key: str) -> None:
     owner = archive.meta("queue")
-    if owner is None:
-        archive.set_meta("queue", queue_key)
-        archive.set_meta("schema_version", str(SCHEMA_VERSION))
-    elif owner != queue_key:
+    if owner is not None and owner != queue_key:
         archive.close()
         raise ArchiveError(
             f"index folder {archive.folder} belongs to queue {owner}, not {queue_key}; "
             "pass another --index folder (or delete that one to start over)")
-    version = int(archive.meta("schema_version", "0") or 0)
+    version = archive.schema_version()
     if version > SCHEMA_VERSION:
         archive.close()
         raise ArchiveError(f"index folder {archive.folder} was written by a newer rq (schema {version})")
+
+
+def _upgrade(archive: Archive) -> None:
+    try:
+        migrate(archive.conn, archive.schema_version())
+    except sqlite3.Error as exc:
+        archive.close()
+        raise ArchiveError(f"cannot upgrade the archive in {archive.folder}: {exc}") from None

@@ -18,18 +18,19 @@ from rq.queue.model import Item, ParseWarning, Queue, Resource, Section
 from rq.queue.parse import decode_queue, parse_queue, read_queue_bytes
 
 CACHE_FILE = "queue-parse.json"
-FORMAT = 1
+FORMAT = 2  # 2: full 40-digit resource ids
 
 
 def parser_key() -> str:
     """Changes whenever the code that parses a queue does."""
+    import rq.queue.ids
     import rq.queue.links
     import rq.queue.model
     import rq.queue.parse
     import rq.queue.urls
 
     stamps = []
-    for module in (rq.queue.parse, rq.queue.model, rq.queue.links, rq.queue.urls):
+    for module in (rq.queue.parse, rq.queue.model, rq.queue.links, rq.queue.urls, rq.queue.ids):
         stat = Path(module.__file__).stat()
         stamps.append(f"{stat.st_size}:{stat.st_mtime_ns}")
     return f"{FORMAT}|{__version__}|{'|'.join(stamps)}"
@@ -39,15 +40,16 @@ def queue_digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest() + "|" + parser_key()
 
 
-def read_queue_cached(path: Path, cache_dir: Path) -> Queue:
-    """The queue in ``path``, parsed, or read back from ``cache_dir`` when the file is unchanged."""
+def read_queue_cached(path: Path, cache_dir: Path, remember: bool = True) -> Queue:
+    """The queue in ``path``, parsed, or read back from ``cache_dir`` when the file is unchanged.
+    ``remember``: write a fresh parse into ``cache_dir`` (only while holding its writer lock)."""
     raw = read_queue_bytes(path)
     digest = queue_digest(raw)
     cache_file = Path(cache_dir) / CACHE_FILE
     queue = _load(cache_file, raw, digest, path)
     if queue is None:
         queue = parse_queue(raw, path)
-        if cache_file.parent.is_dir():
+        if remember and cache_file.parent.is_dir():
             try:
                 atomic_write_bytes(cache_file, _dump(queue, digest))
             except OSError:

@@ -11,7 +11,8 @@ from rq.queue.urls import is_web_url
 
 @dataclass
 class ResourceView:
-    id: str
+    id: str  # all 40 hex digits
+    short_id: str  # as shown and typed: unambiguous in the queue
     state: str | None
     section: str
     title: str
@@ -50,8 +51,8 @@ def describe(resource: Resource, last: FetchRecord | None, doc) -> ResourceView:
         fetch = "archived" if has_text else "no text"
         detail = (doc["detail"] if doc is not None else "") or ""
     return ResourceView(
-        id=resource.id, state=resource.state, section=resource.section, title=resource.title,
-        url=resource.url, note=resource.note, line_no=resource.line_no, fetch=fetch, reason=reason,
+        id=resource.id, short_id=resource.short_id, state=resource.state, section=resource.section,
+        title=resource.title, url=resource.url, note=resource.note, line_no=resource.line_no, fetch=fetch, reason=reason,
         detail=detail, has_text=has_text, kind=doc["kind"] if doc is not None else None,
         extra_links=resource.extra_links, places=[p.line_no for p in resource.places],
     )

@@ -30,7 +30,9 @@ from typing import Iterable, Iterator
 
 import httpcore
 import httpx
-from httpcore._backends.sync import SyncStream  # not re-exported; the socket stream SyncBackend itself returns
+from httpcore._backends.sync import (
+    SyncStream,  # not re-exported; the socket stream SyncBackend itself returns
+)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

@@ -142,9 +142,6 @@ class KeywordIndex:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         return _top(scores, self.ids, k)
 
-    def search_many(self, queries: Iterable[str], k: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        return [self.search(q, k) for q in queries]
-
     def score_all(self, query: str) -> np.ndarray:
         """BM25 score of every indexed text, in ``self.ids`` order (zeros when nothing matches)."""
         scores = self._scores(query)

@@ -12,7 +12,6 @@ truncated or altered file is refused before FAISS ever parses it.
 from __future__ import annotations
 
 import json
-import os
 import struct
 import zlib
 from pathlib import Path
@@ -20,8 +19,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from rq.files import atomic_write_bytes
 from rq.errors import ArchiveError, IndexMismatchError, RqError
+from rq.files import atomic_write_bytes
+from rq.index.threads import usable_cpus
 
 MAGIC = b"RQVECTORS\0"
 FORMAT = 1
@@ -35,14 +35,6 @@ HNSW_EF_SEARCH = 128  # raised to k when more results are asked for
 # 200k (d=384, 2-core CI machine), while an HNSW graph takes ~0.55 ms per vector to build
 # and loses a little recall. Exact search stays cheaper overall up to about here.
 DEFAULT_HNSW_ABOVE = 200_000
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on (os.cpu_count counts the machine's, affinity aside)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def _faiss():

@@ -16,7 +16,8 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from rq.archive.db import Archive, open_archive, sha256_hex, writer_lock
+from rq.archive.db import Archive, open_archive, sha256_hex
+from rq.archive.lock import writer_lock
 from rq.archive.records import PERMANENT_REASONS, SOFT_404, FetchRecord
 from rq.archive.session import sync_queue
 from rq.ingest.changes import note_change
@@ -106,13 +107,16 @@ def ingest(settings: Settings, progress: Progress | None = None) -> IngestSummar
             _fetch_and_store(archive, requests, settings, summary, progress)
         finally:
             archive.close()
+    shown = {r.id: r.short_id for r in queue.resources}
+    for entry in summary.failures + summary.changes:
+        entry["short_id"] = shown.get(entry["id"], entry["id"][:8])
     summary.seconds = time.monotonic() - started
     return summary
 
 
 def _fetch_and_store(archive: Archive, requests: list, settings: Settings,
                      summary: IngestSummary, progress: Progress | None) -> None:
-    from rq.extract.core import ExtractorPool
+    from rq.extract.worker import ExtractorPool
     from rq.fetch.client import fetch_all
 
     total = len(requests)

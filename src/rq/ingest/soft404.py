@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
+from rq.fetch.urls import origin
 from rq.ingest.similarity import path_words, similarity
 from rq.words import words
 
@@ -171,14 +172,6 @@ class Probe:
     text: str
 
 
-def _origin(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return ""
-    return f"{parts.scheme}://{(parts.netloc or '').lower()}"
-
-
 class SoftNotFound:
     """Decides whether a page answered 200 is a soft 404. One per ingest run: it remembers
     the made-up sibling of each host (fetched at most once per host)."""
@@ -221,14 +214,14 @@ class SoftNotFound:
         return None
 
     def _probe(self, url: str) -> Probe | None:
-        origin = _origin(url)
-        if origin in self.probes:
-            return self.probes[origin]
+        key = origin(url)
+        if key in self.probes:
+            return self.probes[key]
         target = probe_url(url, self.token)
         probe = None
         if target is not None:
             probe = self._run_probe(target)
-        self.probes[origin] = probe
+        self.probes[key] = probe
         return probe
 
     def _run_probe(self, target: str) -> Probe:

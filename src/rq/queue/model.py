@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rq.queue.ids import short_ids
+
 
 @dataclass(frozen=True)
 class Item:
@@ -25,7 +27,7 @@ class Item:
 
 @dataclass
 class Resource:
-    id: str
+    id: str  # the SHA-1 of the normalised URL, 40 hex digits (rq.queue.ids)
     url: str
     title: str
     note: str
@@ -34,6 +36,7 @@ class Resource:
     line_no: int
     extra_links: tuple[str, ...]
     places: list[Item] = field(default_factory=list)
+    short_id: str = ""  # the id as people see and type it: unambiguous in its queue (set by Queue)
 
     @property
     def section(self) -> str:
@@ -66,6 +69,11 @@ class Queue:
     resources: list[Resource]
     sections: list[Section]
     warnings: list[ParseWarning]
+
+    def __post_init__(self) -> None:
+        shown = short_ids([r.id for r in self.resources])
+        for resource in self.resources:
+            resource.short_id = shown[resource.id]
 
     def to_bytes(self) -> bytes:
         """The file as it was read; a parse followed by a write changes nothing."""

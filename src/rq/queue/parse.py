@@ -13,9 +13,10 @@ import re
 from pathlib import Path
 
 from rq.errors import QueueError
-from rq.queue.model import Item, ParseWarning, Queue, Resource, Section
+from rq.queue.ids import resource_id
 from rq.queue.links import find_links, strip_inline_markup
-from rq.queue.urls import normalize_url, resource_id
+from rq.queue.model import Item, ParseWarning, Queue, Resource, Section
+from rq.queue.urls import normalize_url
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*$")
@@ -203,16 +204,7 @@ class _Parser:
                 existing.state = item.state or existing.state
             self.warnings.append(ParseWarning(
                 item.line_no, f"same link as line {existing.line_no} ({item.url}); kept as one resource"))
-        self._check_id_collisions(by_key)
         return list(by_key.values())
-
-    def _check_id_collisions(self, by_key: dict[str, Resource]) -> None:
-        seen: dict[str, Resource] = {}
-        for resource in by_key.values():
-            other = seen.setdefault(resource.id, resource)
-            if other is not resource:  # two different URLs, one 32-bit prefix: astronomically rare
-                raise QueueError(f"id {resource.id} is shared by {other.url} and {resource.url}",
-                                 self.path, resource.line_no)
 
 
 def _drop_title(path: tuple[str, ...], title: str | None) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""Turn what a user typed (an id, a prefix of one, or a URL) into one resource."""
+"""Turn what a user typed (an id, any unique prefix of one, or a URL) into one resource."""
 
 from __future__ import annotations
 
@@ -22,5 +22,6 @@ def resolve_resource(queue: Queue, ref: str) -> Resource:
         return matches[0]
     if not matches:
         raise NotFoundError(f"no resource with id {ref!r} (see `rq ls`)")
-    shown = ", ".join(f"{r.id} ({r.title[:40]})" for r in matches[:5])
-    raise UsageError(f"id prefix {ref!r} is ambiguous: {shown}")
+    shown = ", ".join(f"{r.short_id} ({r.title[:40]})" for r in matches[:5])
+    more = f" and {len(matches) - 5} more" if len(matches) > 5 else ""
+    raise UsageError(f"id prefix {ref!r} is ambiguous: {shown}{more}; type more of the id")

@@ -1,8 +1,7 @@
-"""URL normalisation, resource ids, and the URL actually fetched for a resource."""
+"""URL normalisation, and the URL actually fetched for a resource."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -36,13 +35,6 @@ def normalize_url(url: str) -> str:
     query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
                              if not _TRACKING.match(k)))
     return urlunsplit(("https", host, path, query, ""))
-
-
-def resource_id(url: str, normalized: str | None = None) -> str:
-    """Eight hex characters of the normalised URL's SHA-1: stable across edits elsewhere in the file.
-    ``normalized``: normalize_url(url), when the caller has it already."""
-    key = normalize_url(url) if normalized is None else normalized
-    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:8]
 
 
 _ARXIV_ABS = re.compile(r"^https?://(?:www\.)?(?:export\.)?arxiv\.org/(?:abs|html)/([^?#]+?)(?:v\d+)?/?(?:[?#].*)?$", re.I)

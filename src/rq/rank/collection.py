@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rq.errors import UsageError
-from rq.rank.session import Library
+from rq.rank.session import ReadSession
 from rq.settings import Settings
 
 NAME_TEXT_CHARS = 2000  # enough page text to name a topic, not so much that one long page dominates
@@ -21,9 +21,9 @@ NAME_TEXT_CHARS = 2000  # enough page text to name a topic, not so much that one
 
 @dataclass
 class TopicReport:
-    clustering: object  # cluster.Clustering
+    clustering: object  # clusters.Clustering
     names: list[list[str]]
-    audit: object  # cluster.Audit
+    audit: object  # findings.Audit
     notices: list[str]
     resources: int
 
@@ -45,7 +45,7 @@ def parse_k(value: str) -> int | str:
     return k
 
 
-def _naming_texts(lib: Library) -> list[str]:
+def _naming_texts(lib: ReadSession) -> list[str]:
     docs = lib.archive.documents()
     texts = []
     for r in lib.resources:
@@ -55,10 +55,10 @@ def _naming_texts(lib: Library) -> list[str]:
     return texts
 
 
-def _heading_vectors(lib: Library) -> dict[tuple, np.ndarray]:
+def _heading_vectors(lib: ReadSession) -> dict[tuple, np.ndarray]:
     from rq.index.chunk import passage_hash
-    from rq.rank.cluster import heading_text
-    from rq.index.encoders.onnx_encoder import vectors_key
+    from rq.index.encoders.cache import vectors_key
+    from rq.rank.headings import heading_text
 
     paths = [s.path for s in lib.queue.sections]
     texts = {p: heading_text(p) for p in paths if heading_text(p)}
@@ -68,17 +68,19 @@ def _heading_vectors(lib: Library) -> dict[tuple, np.ndarray]:
     if missing:
         vectors = lib.embedder.encode([texts[p] for p in missing])
         fresh = [(hashes[p], v.astype(np.float32).tobytes()) for p, v in zip(missing, vectors)]
-        lib.archive.cache_vectors(vectors_key(lib.embedder), fresh)
+        lib.remember_vectors(vectors_key(lib.embedder), fresh)
         cached.update(fresh)
     return {p: np.frombuffer(cached[hashes[p]], dtype=np.float32) for p in texts}
 
 
 def cluster_report(settings: Settings, k: int | str = "auto", method: str | None = None,
                    embedder=None) -> TopicReport:
-    from rq.rank.cluster import DEFAULT_METHOD, audit, cluster, name_clusters
+    from rq.rank.audit import audit
+    from rq.rank.clusters import DEFAULT_METHOD, cluster
+    from rq.rank.naming import name_clusters
 
     notices: list[str] = []
-    lib = Library(settings, notices, embedder)
+    lib = ReadSession(settings, notices, embedder)
     try:
         if not lib.ids:
             raise UsageError("the queue has no resources to cluster")
@@ -94,13 +96,14 @@ def cluster_report(settings: Settings, k: int | str = "auto", method: str | None
 
 def write_collection_map(settings: Settings, out: Path, color_by: str = "section", k: int | str = "auto",
                          embedder=None) -> dict:
-    from rq.rank.cluster import DEFAULT_METHOD, cluster, name_clusters
+    from rq.rank.clusters import DEFAULT_METHOD, cluster
     from rq.rank.mapview import project, write_map
+    from rq.rank.naming import name_clusters
 
     if color_by not in ("section", "cluster"):
         raise UsageError("--color takes section or cluster")
     notices: list[str] = []
-    lib = Library(settings, notices, embedder)
+    lib = ReadSession(settings, notices, embedder)
     try:
         clustering = cluster(lib.vectors, k, DEFAULT_METHOD)
         names = name_clusters(_naming_texts(lib), clustering.labels)

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rq.errors import NotFoundError, UsageError
-from rq.rank.session import Library, PassagePair
 from rq.queue.model import Queue, Resource
 from rq.queue.resolve import resolve_resource
-from rq.settings import Settings
 from rq.queue.urls import is_web_url
+from rq.rank.session import PassagePair, ReadSession
+from rq.settings import Settings
 
 
 @dataclass
@@ -26,6 +26,7 @@ class Link:
     """A resource named in an explanation, with how close it is."""
 
     id: str
+    short_id: str
     title: str
     similarity: float
 
@@ -34,6 +35,7 @@ class Link:
 class Suggestion:
     rank: int
     id: str
+    short_id: str
     title: str
     section: str
     url: str
@@ -67,7 +69,7 @@ def next_reads(settings: Settings, n: int = 5, section: str | None = None, embed
     if n < 1:
         raise UsageError("-n must be at least 1")
     notices: list[str] = []
-    lib = Library(settings, notices, embedder)
+    lib = ReadSession(settings, notices, embedder)
     try:
         read = lib.mask(lambda r: r.state == "read")
         candidates = lib.mask(lambda r: r.state != "read" and (
@@ -82,7 +84,8 @@ def next_reads(settings: Settings, n: int = 5, section: str | None = None, embed
         for rank, (row, score, because) in enumerate(zip(rec.indices, rec.scores, rec.because or
                                                           [[]] * len(rec.indices)), start=1):
             s = _suggestion(lib, rank, int(row), score)
-            s.because = [Link(lib.ids[r], lib.resources[r].title, round(float(sim), 4)) for r, sim in because]
+            s.because = [Link(lib.ids[r], lib.resources[r].short_id, lib.resources[r].title, round(float(sim), 4))
+                         for r, sim in because]
             if s.because:
                 s.pair = lib.pair(s.id, s.because[0].id)
             suggestions.append(s)
@@ -91,12 +94,12 @@ def next_reads(settings: Settings, n: int = 5, section: str | None = None, embed
         lib.close()
 
 
-def _suggestion(lib: Library, rank: int, row: int, score: float) -> Suggestion:
+def _suggestion(lib: ReadSession, rank: int, row: int, score: float) -> Suggestion:
     r = lib.resources[row]
-    return Suggestion(rank, r.id, r.title, r.section, r.url, r.state, round(float(score), 4))
+    return Suggestion(rank, r.id, r.short_id, r.title, r.section, r.url, r.state, round(float(score), 4))
 
 
-_ID_LIKE = re.compile(r"^(?=.*\d)[0-9a-f]{6,8}$")
+_ID_LIKE = re.compile(r"^(?=.*\d)[0-9a-f]{6,40}$")
 
 
 def related_to(settings: Settings, ref: str, n: int = 5, as_text: bool = False, embedder=None) -> Answer:
@@ -107,7 +110,7 @@ def related_to(settings: Settings, ref: str, n: int = 5, as_text: bool = False, 
     if n < 1:
         raise UsageError("-n must be at least 1")
     notices: list[str] = []
-    lib = Library(settings, notices, embedder)
+    lib = ReadSession(settings, notices, embedder)
     try:
         resource = None if as_text else _resource_or_none(lib.queue, ref)
         if resource is not None:
@@ -122,7 +125,7 @@ def related_to(settings: Settings, ref: str, n: int = 5, as_text: bool = False, 
             s = _suggestion(lib, rank, int(row), score)
             s.pair = lib.pair(s.id, resource.id) if resource else _text_pair(lib, s.id, ref, query)
             suggestions.append(s)
-        method = f"nearest to {resource.id}" if resource else "nearest to the text"
+        method = f"nearest to {resource.short_id}" if resource else "nearest to the text"
         return Answer(suggestions, method, None, notices)
     finally:
         lib.close()
@@ -141,7 +144,7 @@ def _resource_or_none(queue: Queue, ref: str) -> Resource | None:
     return None
 
 
-def _text_pair(lib: Library, resource_id: str, text: str, query: np.ndarray) -> PassagePair | None:
+def _text_pair(lib: ReadSession, resource_id: str, text: str, query: np.ndarray) -> PassagePair | None:
     texts, vectors = lib.passages(resource_id)
     if not texts:
         return None

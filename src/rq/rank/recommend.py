@@ -3,15 +3,15 @@
 Everything here is numpy in, numpy out: rows of ``vectors`` are resources (unit
 float32 vectors, one per resource), and masks say which rows were read and which
 may be suggested. The read rows are the reader's positive examples; a scorer
-turns them into a relevance for every row:
+turns them into a relevance for every row (rq.rank.relevance):
 
 - ``centroid``: cosine to the (recency-weighted) mean of the read vectors;
 - ``maxsim``: the best (recency-weighted) cosine to any single read vector;
 - ``contrast``: cosine to the read mean minus the mean of all other rows
   (Rocchio's positive-minus-negative direction); it is what a class-balanced
-  linear SVM tends to as its C goes to 0, without the solver;
+  linear SVM tends to as its C goes to 0, without the solver (rq.rank.scorers);
 - ``svm``: an exemplar linear SVM trained per request, read rows positive and
-  every other row negative (the arxiv-sanity-lite recipe on embeddings);
+  every other row negative (the arxiv-sanity-lite recipe on embeddings; rq.rank.svm);
 - blends such as ``"svm+maxsim"``: the sum of each part's z-scores over the
   candidates, so parts on different scales weigh the same.
 
@@ -19,9 +19,9 @@ The most relevant rows are then re-ranked by maximal marginal relevance whose
 redundancy term only counts cosines above a floor, so the first suggestions are
 not near-copies of one another, yet are not spread over unrelated topics either.
 Each suggestion names the read resources most similar to it. With nothing read,
-the suggestions are the rows most central to the largest topic, flagged as such.
-The defaults were chosen on six real reading lists with their sections as hidden
-labels (benchmarks/bench_recommend.py).
+the suggestions are the rows most central to the largest topic (rq.rank.centrality),
+flagged as such. The defaults were chosen on six real reading lists with their
+sections as hidden labels (benchmarks/bench_recommend.py).
 """
 
 from __future__ import annotations
@@ -32,18 +32,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-BASE_METHODS = ("centroid", "maxsim", "contrast", "svm")
+from rq.rank.centrality import central_scores
+from rq.rank.relevance import parse_method, score
+from rq.rank.svm import DEFAULT_SVM_C
+
 # Chosen on six real reading lists (benchmarks/bench_recommend.py): the SVM ranks best.
 # At lambda <= 0.5 an exact copy of a suggestion sinks below every distinct relevant
 # row; among such settings within 0.01 of the best relevance, this one left no
 # near-copy pair (cosine >= 0.9) in any top five.
 DEFAULT_METHOD = "svm"
-DEFAULT_SVM_C = 0.1
 DEFAULT_MMR_LAMBDA = 0.3
 DEFAULT_MMR_FLOOR = 0.85
 BECAUSE_MAX = 3  # read resources named per suggestion
 MMR_POOL = 100  # only the most relevant rows are re-ranked; diversity deeper down is moot
-CLUSTER_SAMPLE = 2000  # candidates clustered for the fallback; bounds its n x n matrix (16 MB)
 SECONDS_PER_DAY = 86_400.0
 FALLBACK_TOPIC = "nothing read yet: most central to the largest topic"
 FALLBACK_ORDER = "nothing read yet: first in queue order"
@@ -139,130 +140,6 @@ def best_pair(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
     return int(i), int(j), float(sims[i, j])
 
 
-# --------------------------------------------------------------------------- scoring
-
-
-def parse_method(method: str) -> tuple[str, ...]:
-    """``"svm+maxsim"`` -> ("svm", "maxsim"); raises ValueError on an unknown part."""
-    parts = tuple(p.strip() for p in method.split("+"))
-    unknown = [p for p in parts if p not in BASE_METHODS]
-    if unknown or not parts:
-        raise ValueError(f"recommendation method {method!r}: use one of {', '.join(BASE_METHODS)}, "
-                         "or several joined by '+'")
-    return parts
-
-
-def score(vectors: np.ndarray, read: np.ndarray, weights: np.ndarray, parts: tuple[str, ...],
-          cand: np.ndarray, svm_c: float = DEFAULT_SVM_C) -> np.ndarray:
-    """Relevance of every row (float64, shape (n,)); blends are comparable only over ``cand``."""
-    if len(parts) == 1:
-        return base_score(vectors, read, weights, parts[0], svm_c=svm_c)
-    total = np.zeros(len(vectors))
-    for part in parts:
-        total += zscore(base_score(vectors, read, weights, part, svm_c=svm_c), cand)
-    return total
-
-
-def base_score(vectors: np.ndarray, read: np.ndarray, weights: np.ndarray, method: str,
-               svm_c: float = DEFAULT_SVM_C) -> np.ndarray:
-    """One scorer's relevance for every row; ``weights`` has one entry per read row."""
-    if method == "centroid":
-        return centroid_scores(vectors, read, weights)
-    if method == "maxsim":
-        return maxsim_scores(vectors, read, weights)
-    if method == "contrast":
-        return contrast_scores(vectors, read, weights)
-    if method == "svm":
-        return svm_scores(vectors, read, weights, c=svm_c)
-    raise ValueError(f"recommendation method {method!r}: use one of {', '.join(BASE_METHODS)}")
-
-
-def centroid_scores(vectors: np.ndarray, read: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    centre = weights @ vectors[read]
-    norm = float(np.linalg.norm(centre))
-    return (vectors @ (centre / norm if norm > 0 else centre)).astype(np.float64)
-
-
-def maxsim_scores(vectors: np.ndarray, read: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    # Scaling by weight (max 1) lets a fresh read outrank an equally close old one;
-    # clipping at 0 keeps an old read's small weight from lifting dissimilar rows.
-    sims = np.maximum(vectors @ vectors[read].T, 0.0)
-    return (sims * (weights / weights.max())).max(axis=1).astype(np.float64)
-
-
-def contrast_scores(vectors: np.ndarray, read: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Projection on (weighted mean of the read rows) - (mean of the other rows)."""
-    if read.all():
-        return centroid_scores(vectors, read, weights)
-    direction = weights @ vectors[read] / weights.sum() - vectors[~read].mean(axis=0)
-    norm = float(np.linalg.norm(direction))
-    return (vectors @ (direction / norm if norm > 0 else direction)).astype(np.float64)
-
-
-def svm_scores(vectors: np.ndarray, read: np.ndarray, weights: np.ndarray,
-               c: float = DEFAULT_SVM_C) -> np.ndarray:
-    """Decision value of a linear SVM separating the read rows from all others.
-
-    The model of scikit-learn's LinearSVC (squared hinge loss, L2 penalty on the weights and
-    the intercept alike, classes balanced), solved here by Newton's method in numpy:
-    importing scikit-learn would cost a cold `rq next` 0.9 s. tests/test_recommend.py holds
-    its rankings to LinearSVC's.
-    """
-    if read.all():
-        return centroid_scores(vectors, read, weights)
-    x = np.hstack([vectors.astype(np.float64), np.ones((len(vectors), 1))])  # last column: intercept
-    y = np.where(read, 1.0, -1.0)
-    n_pos = int(read.sum())
-    # "balanced" classes; recency reshapes the positives, not their total.
-    cost = np.where(read, len(y) / (2.0 * n_pos), len(y) / (2.0 * (len(y) - n_pos))) * c
-    cost[read] *= weights / weights.mean()
-    w = _squared_hinge_newton(x, y, cost)
-    return x @ w
-
-
-def _squared_hinge_newton(x: np.ndarray, y: np.ndarray, cost: np.ndarray, tol: float = 1e-8,
-                          max_iter: int = 50) -> np.ndarray:
-    """argmin_w  ||w||^2 / 2 + sum_i cost_i * max(0, 1 - y_i w.x_i)^2.
-
-    The loss is once differentiable and piecewise quadratic, so a Newton step on the rows
-    inside the margin, with backtracking, converges in a handful of iterations.
-    """
-    def objective(w):
-        slack = np.maximum(0.0, 1.0 - y * (x @ w))
-        return 0.5 * w @ w + cost @ (slack * slack)
-
-    w = np.zeros(x.shape[1])
-    value = objective(w)
-    first = None
-    for _ in range(max_iter):
-        slack = 1.0 - y * (x @ w)
-        active = slack > 0
-        xa = x[active]
-        grad = w - 2.0 * xa.T @ (cost[active] * slack[active] * y[active])
-        norm = float(np.linalg.norm(grad))
-        first = first or norm
-        if norm <= tol * first:
-            break
-        hessian = np.eye(len(w)) + 2.0 * (xa.T * cost[active]) @ xa
-        step = np.linalg.solve(hessian, grad)
-        size = 1.0
-        while size > 1e-6:
-            candidate = w - size * step
-            new_value = objective(candidate)
-            if new_value <= value - 1e-4 * size * (grad @ step):
-                break
-            size /= 2
-        w, value = candidate, new_value
-    return w
-
-
-def zscore(values: np.ndarray, over: np.ndarray) -> np.ndarray:
-    """Values centred and scaled by their mean and spread over the rows ``over``."""
-    sub = values[over]
-    spread = float(sub.std())
-    return (values - float(sub.mean())) / spread if spread > 0 else np.zeros_like(values)
-
-
 # --------------------------------------------------------------------------- diversity, reasons
 
 
@@ -319,58 +196,6 @@ def explain(vectors: np.ndarray, read: np.ndarray, weights: np.ndarray,
 
 
 # --------------------------------------------------------------------------- nothing read yet
-
-
-def central_scores(vectors: np.ndarray, cand: np.ndarray, seed: int = 0) -> np.ndarray | None:
-    """Mean cosine of every candidate to the members of the largest topic among the candidates.
-
-    Topics are a small k-medoids clustering (about sqrt(n/2) clusters) of at most
-    ``CLUSTER_SAMPLE`` candidates; None when there are too few candidates to speak
-    of topics.
-    """
-    if len(cand) < 4:
-        return None
-    x = vectors[cand]
-    rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(len(x), CLUSTER_SAMPLE, replace=False)) if len(x) > CLUSTER_SAMPLE \
-        else np.arange(len(x))
-    sims = x[sample] @ x[sample].T  # the only large product: the clustering below is elementwise
-    labels = kmedoids(sims, max(2, min(50, round(np.sqrt(len(sample) / 2)))), rng)
-    biggest = int(np.bincount(labels).argmax())
-    # the mean cosine to the members is the dot product with their mean vector
-    return (x @ x[sample[labels == biggest]].mean(axis=0)).astype(np.float64)
-
-
-def kmedoids(sims: np.ndarray, k: int, rng: np.random.Generator, iterations: int = 10) -> np.ndarray:
-    """Cluster labels from a cosine matrix: k-means++ seeding, then alternate assigning
-    each row to its most similar medoid and moving each medoid to its cluster's most
-    central member.
-
-    Working from one precomputed matrix keeps BLAS out of the loop: on a busy machine
-    each small multi-threaded product can cost a scheduler tick.
-    """
-    n = len(sims)
-    k = min(k, n)
-    medoids = [int(rng.integers(n))]
-    gap = 1.0 - sims[medoids[0]]  # cosine distance to the nearest medoid
-    for _ in range(1, k):
-        weights = np.maximum(gap, 0.0).astype(np.float64)  # choice() wants exact sums
-        total = float(weights.sum())
-        nxt = int(rng.choice(n, p=weights / total)) if total > 0 else int(rng.integers(n))
-        medoids.append(nxt)
-        gap = np.minimum(gap, 1.0 - sims[nxt])
-    medoids_arr = np.array(medoids)
-    for _ in range(iterations):
-        labels = np.argmax(sims[:, medoids_arr], axis=1)
-        moved = medoids_arr.copy()
-        for j in range(k):
-            members = np.flatnonzero(labels == j)
-            if len(members):
-                moved[j] = members[int(np.argmax(sims[np.ix_(members, members)].sum(axis=1)))]
-        if np.array_equal(moved, medoids_arr):
-            break
-        medoids_arr = moved
-    return np.argmax(sims[:, medoids_arr], axis=1)
 
 
 def _fallback(vectors: np.ndarray, cand: np.ndarray, k: int, mmr_lambda: float,

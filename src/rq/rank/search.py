@@ -7,10 +7,12 @@ from typing import Callable
 
 import numpy as np
 
-from rq.archive.db import open_archive
+from rq.archive.db import open_archive_to_read
 from rq.archive.views import describe
 from rq.errors import UsageError
-from rq.index.build import build_index, ensure_index, load_index, make_embedder
+from rq.index.build import build_index, ensure_index
+from rq.index.encoders.factory import make_embedder
+from rq.index.load import load_index
 from rq.rank.passages import display_passage, highlight_spans, query_terms
 from rq.settings import Settings
 
@@ -38,6 +40,7 @@ class Hit:
     rank: int
     score: float
     id: str
+    short_id: str
     title: str
     section: str
     state: str | None
@@ -84,7 +87,7 @@ def search(settings: Settings, query: str, k: int = 10, mode: str = "hybrid", fi
     location, queue = ensure_index(settings, tell, progress, embedder)
     # Chosen after the index exists: a build exports the model the fast embedder loads.
     embedder = embedder or make_embedder(settings, tell)
-    archive = open_archive(location.index_dir, location.queue_key, create=False)
+    archive = open_archive_to_read(location.index_dir, location.queue_key)
     try:
         loaded = _load_or_rebuild(location, archive, settings, embedder, tell, progress)
         ranked = _rank_resources(loaded, embedder, query, mode, settings)
@@ -169,7 +172,7 @@ def _resource_hits(queue, archive, loaded, ranked, query: str, k: int, filters: 
     for resource, view, score, passage_id in picked:
         row = rows[passage_id]
         shown = display_passage(row["text"], row["source"])
-        hits.append(Hit(len(hits) + 1, score, resource.id, resource.title, resource.section,
+        hits.append(Hit(len(hits) + 1, score, resource.id, resource.short_id, resource.title, resource.section,
                         resource.state, resource.url, view.fetch, view.reason, shown, row["source"],
                         view.has_text, highlight_spans(shown, terms)))
     return hits

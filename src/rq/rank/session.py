@@ -1,5 +1,8 @@
-"""The library as the read commands see it: the queue parsed now, its archive, and one
-vector per resource from the index (built or updated first when stale)."""
+"""A read session: what `rq next`, `rq related`, `rq clusters` and `rq map` work from.
+
+The queue parsed now, its archive opened to read, and one vector per resource from the
+index (built or updated first when stale). Nothing here writes without the writer lock.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +11,16 @@ from typing import Callable
 
 import numpy as np
 
-from rq.index.build import load_resource_vectors, make_embedder, read_manifest
-from rq.queue.model import Resource
+from rq.archive.db import open_archive_to_read
+from rq.archive.lock import try_writer_lock
 from rq.index.build import ensure_index
+from rq.index.encoders.cache import lookup_vectors
+from rq.index.encoders.factory import make_embedder
+from rq.index.manifest import read_manifest
+from rq.index.resources import load_resource_vectors
+from rq.queue.model import Resource
 from rq.rank.passages import display_passage
 from rq.settings import Settings
-from rq.archive.db import open_archive
 
 
 @dataclass
@@ -24,7 +31,7 @@ class PassagePair:
 
 
 
-class Library:
+class ReadSession:
     """The queue as parsed now, the archive, and one vector per resource from the index."""
 
     def __init__(self, settings: Settings, notices: list[str], embedder=None):
@@ -32,7 +39,7 @@ class Library:
         self.notices = notices
         self._embedder = embedder
         self.location, self.queue = ensure_index(settings, notices.append, embedder=embedder)
-        self.archive = open_archive(self.location.index_dir, self.location.queue_key, create=False)
+        self.archive = open_archive_to_read(self.location.index_dir, self.location.queue_key)
         manifest = read_manifest(self.location.index_dir)
         self.model_id = manifest.model
         self.vectors_key = manifest.vectors or manifest.model  # cache key of the index's passage vectors
@@ -50,9 +57,14 @@ class Library:
         return self._embedder
 
     def cached_vectors(self, hashes: list[str]) -> dict[str, bytes]:
-        from rq.index.encoders.onnx_encoder import lookup_vectors
-
         return lookup_vectors(self.archive, self.model_id, self.vectors_key, hashes)
+
+    def remember_vectors(self, key: str, items: list[tuple[str, bytes]]) -> None:
+        """Cache vectors this read command had to embed, if no other rq process is writing the
+        index folder now (a read command never waits for the lock, and never writes without it)."""
+        with try_writer_lock(self.location.index_dir) as free:
+            if free:
+                self.archive.cache_vectors(key, items)
 
     def close(self) -> None:
         self.archive.close()

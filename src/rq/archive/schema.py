@@ -1,0 +1,78 @@
+"""The archive's tables, and the upgrades from each earlier schema to the current one."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from rq.queue.ids import resource_id
+
+# 2: resources are keyed by the whole SHA-1 of their normalised URL, not its first 8 hex digits.
+SCHEMA_VERSION = 2
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS resources (
+    id TEXT PRIMARY KEY, url TEXT NOT NULL, fetch_url TEXT NOT NULL, title TEXT NOT NULL,
+    note TEXT NOT NULL, section TEXT NOT NULL, state TEXT, line_no INTEGER NOT NULL,
+    extra_links TEXT NOT NULL, in_queue INTEGER NOT NULL DEFAULT 1,
+    first_seen REAL NOT NULL, updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fetches (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, resource_id TEXT NOT NULL, url TEXT NOT NULL,
+    at REAL NOT NULL, outcome TEXT NOT NULL, reason TEXT, detail TEXT NOT NULL,
+    http_status INTEGER, final_url TEXT, content_type TEXT, etag TEXT, last_modified TEXT,
+    body_sha TEXT, bytes INTEGER, attempts INTEGER, elapsed REAL
+);
+CREATE INDEX IF NOT EXISTS fetches_by_resource ON fetches(resource_id, at);
+CREATE TABLE IF NOT EXISTS documents (
+    resource_id TEXT PRIMARY KEY, body_sha TEXT NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL,
+    text_sha TEXT NOT NULL, title TEXT, author TEXT, date TEXT, pages INTEGER, charset TEXT,
+    problem TEXT, detail TEXT NOT NULL, extracted_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS passages (
+    id INTEGER PRIMARY KEY, resource_id TEXT NOT NULL, ord INTEGER NOT NULL, source TEXT NOT NULL,
+    text TEXT NOT NULL, hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS passages_by_resource ON passages(resource_id, ord);
+CREATE TABLE IF NOT EXISTS embeddings (
+    model TEXT NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model, hash)
+);
+CREATE TABLE IF NOT EXISTS read_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, resource_id TEXT NOT NULL, at REAL NOT NULL, state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, resource_id TEXT NOT NULL, at REAL NOT NULL,
+    old_text_sha TEXT NOT NULL, new_text_sha TEXT NOT NULL, old_body_sha TEXT, new_body_sha TEXT,
+    similarity REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS changes_by_resource ON changes(resource_id, at);
+"""
+
+# Every column that holds a resource id.
+_RESOURCE_ID_COLUMNS = (("resources", "id"), ("fetches", "resource_id"), ("documents", "resource_id"),
+                        ("passages", "resource_id"), ("read_events", "resource_id"), ("changes", "resource_id"))
+
+
+def migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Bring an archive of schema ``version`` to SCHEMA_VERSION, in one transaction."""
+    if version >= SCHEMA_VERSION:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if version < 2:
+            _full_resource_ids(conn)
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _full_resource_ids(conn: sqlite3.Connection) -> None:
+    """Schema 1 used the first 8 hex digits of the URL's SHA-1 as the id; 2 uses all 40. Every
+    row keeps its resource; the derived index files are rebuilt (their format changed too)."""
+    new = {old: resource_id(url) for old, url in conn.execute("SELECT id, url FROM resources")}
+    for table, column in _RESOURCE_ID_COLUMNS:
+        conn.executemany(f"UPDATE {table} SET {column} = ? WHERE {column} = ?",
+                         [(full, short) for short, full in new.items()])
+    conn.execute("DELETE FROM meta WHERE key = 'queue_synced'")

@@ -1,0 +1,173 @@
+"""`rq status`, `rq ls`, `rq show` and `rq health`: what is in the queue and the archive."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from rq.cli.options import IndexOpt, JsonOpt, QueueOpt, handles_errors, settings_from
+from rq.cli.output import emit_json, one_line, plain, say, state_mark, stdout, when
+
+
+@handles_errors
+def status(queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False) -> None:
+    """Which queue and index are in use, and counts by read state and fetch status.
+
+    Example: rq status --json
+    """
+    from rq.report.status import load_views, summarize
+
+    location, parsed, items = load_views(settings_from(queue=queue, index=index))
+    data = summarize(location, parsed, items)
+    if json_out:
+        emit_json(data)
+        return
+    out = stdout()
+    out.print(f"queue: {plain(data['queue'])}" + (" (embedded default)" if data["embedded_default"] else ""))
+    out.print(f"index: {plain(data['index'])}")
+    out.print(f"resources: {data['resources']} in {data['sections']} sections ({data['empty_sections']} empty)")
+    out.print("read state: " + ", ".join(f"{k} {v}" for k, v in sorted(data["by_state"].items())))
+    out.print("fetch: " + ", ".join(f"{k} {v}" for k, v in sorted(data["by_fetch"].items())))
+    if data["failed_by_reason"]:
+        out.print("failed: " + ", ".join(f"{one_line(k)} {v}" for k, v in sorted(data["failed_by_reason"].items())))
+    if data.get("changed_since_read"):
+        out.print(f"changed since read: {data['changed_since_read']} (see `rq health`)")
+    for warning in data["warnings"]:
+        say(f"warning: {warning}")
+
+
+@handles_errors
+def ls(
+    queue: QueueOpt = None,
+    index: IndexOpt = None,
+    section: Annotated[Optional[str], typer.Option(
+        "--section", "-s", help="Only sections whose path contains this text.")] = None,
+    unread: Annotated[bool, typer.Option("--unread", help="Only resources not marked read.")] = False,
+    failed: Annotated[bool, typer.Option("--failed", help="Only resources whose last fetch failed.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """List resources: id, read state, section, title, fetch status.
+
+    Example: rq ls --unread --section "Blog Posts"
+    """
+    from rq.report.status import load_views
+
+    _, _, items = load_views(settings_from(queue=queue, index=index))
+    if section:
+        items = [v for v in items if section.lower() in v.section.lower()]
+    if unread:
+        items = [v for v in items if not v.is_read]
+    if failed:
+        items = [v for v in items if v.fetch == "failed"]
+    if json_out:
+        emit_json([v.as_dict() for v in items])
+        return
+    from rich.table import Table
+
+    table = Table(box=None, pad_edge=False, show_edge=False)
+    for col in ("id", "", "section", "title", "fetch"):
+        table.add_column(col, overflow="fold")
+    for v in items:
+        fetch = v.fetch + (f": {v.reason}" if v.reason else "")
+        table.add_row(*(one_line(cell) for cell in (v.short_id, state_mark(v.state), v.section, v.title, fetch)))
+    stdout().print(table)
+
+
+@handles_errors
+def show(
+    resource: Annotated[str, typer.Argument(help="Resource id (or a unique prefix of one), or its URL.")],
+    queue: QueueOpt = None,
+    index: IndexOpt = None,
+    chars: Annotated[int, typer.Option("--chars", help="How much of the extracted text to show.")] = 800,
+    json_out: JsonOpt = False,
+) -> None:
+    """One resource: where it sits in the queue, its extracted text's head and its fetch history.
+
+    Example: rq show 6de98d1b
+    """
+    from rq.archive.session import open_to_read
+    from rq.archive.views import describe
+    from rq.queue.resolve import resolve_resource
+
+    _, parsed, archive = open_to_read(settings_from(queue=queue, index=index))
+    try:
+        res = resolve_resource(parsed, resource)
+        doc = archive.document(res.id)
+        history = archive.fetch_history(res.id)
+        view = describe(res, history[0] if history else None, doc)
+    finally:
+        archive.close()
+    text = doc["text"] if doc is not None else ""
+    data = {**view.as_dict(), "text_head": text[:chars], "text_chars": len(text),
+            "document": {k: doc[k] for k in ("kind", "title", "author", "date", "pages", "problem")} if doc else None,
+            "history": [h.__dict__ for h in history]}
+    if json_out:
+        emit_json(data)
+        return
+    print_resource(data)
+
+
+def print_resource(data: dict) -> None:
+    import datetime as dt
+
+    out = stdout()
+    out.print(f"{one_line(data['title'])}  ({data['short_id']})", style="bold")
+    out.print(one_line(data["url"]))
+    also = f" (also lines {data['places'][1:]})" if len(data["places"]) > 1 else ""
+    out.print(f"section: {one_line(data['section']) or '(none)'}   state: {data['state'] or 'no checkbox'}   "
+              f"line {data['line_no']}{also}")
+    if data["note"]:
+        out.print(f"note: {one_line(data['note'])}")
+    for link in data["extra_links"]:
+        out.print(f"also: {one_line(link)}")
+    why = f" ({one_line(data['reason'])}: {one_line(data['detail'])})" if data["reason"] else ""
+    out.print(f"fetch: {data['fetch']}{why}")
+    if data["text_head"]:
+        out.print(f"\n--- text ({data['text_chars']} chars) ---\n{plain(data['text_head'])}")
+    elif data["fetch"] != "archived":
+        out.print("\nno archived text: search uses its title, note and section")
+    if data["history"]:
+        out.print("\n--- fetch history ---")
+        for h in data["history"]:
+            at = dt.datetime.fromtimestamp(h["at"]).strftime("%Y-%m-%d %H:%M:%S")
+            out.print(f"{at}  {h['outcome']:<12} {one_line(h['reason'] or ''):<12} {h['http_status'] or '':<4} "
+                      f"{one_line(h['detail'])}")
+
+
+@handles_errors
+def health(
+    reason: Annotated[Optional[str], typer.Option(
+        "--reason", help="Only links failing for this reason (e.g. not_found, soft_404).")] = None,
+    queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """Link health: dead links by reason (not found, DNS, refused, TLS, timeout, too large, not
+    text, soft 404...), whether an archived copy survives, and pages changed since you read them.
+
+    Example: rq health --reason soft_404
+    """
+    from rq.report.health import health_report
+
+    report = health_report(settings_from(queue=queue, index=index))
+    if reason:
+        report["by_reason"] = {k: v for k, v in report["by_reason"].items() if k == reason}
+    if json_out:
+        emit_json(report)
+        return
+    print_health(report)
+
+
+def print_health(report: dict) -> None:
+    out = stdout()
+    out.print(f"{report['web_links']} web links: {report['fetched']} fetched, {report['not_fetched']} never "
+              f"fetched, {report['failing']} failing")
+    for reason, entries in report["by_reason"].items():
+        out.print(f"\n{one_line(reason)} ({len(entries)})", style="bold")
+        for e in entries:
+            copy = f"archived copy from {when(e['archived_at'])}" if e["archived_copy"] else "no archived copy"
+            out.print(f"  {e['short_id']}  {one_line(e['title'])}  | last worked {when(e['last_ok_at'])}; {copy}")
+            out.print(f"      {one_line(e['url'])}  ({one_line(e['detail'])})", style="dim")
+    if report["changed_since_read"]:
+        out.print(f"\nchanged since you read them ({len(report['changed_since_read'])})", style="bold")
+        for c in report["changed_since_read"]:
+            out.print(f"  {c['short_id']}  {one_line(c['title'])}  (text similarity {c.get('similarity', 0):.2f})")

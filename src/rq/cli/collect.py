@@ -1,0 +1,100 @@
+"""`rq ingest` and `rq index`: fetch and archive the queue's pages, and build the search index."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from rq.cli.options import IndexOpt, JsonOpt, QueueOpt, handles_errors, settings_from
+from rq.cli.output import Bar, emit_json, one_line, say, stderr
+
+
+@handles_errors
+def ingest(
+    queue: QueueOpt = None,
+    index: IndexOpt = None,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Fetch every link again, fresh or not.")] = False,
+    allow_private: Annotated[bool, typer.Option(
+        "--allow-private",
+        help="Let links reach loopback/private addresses (off: a shared list must not probe your network).")] = False,
+    no_index: Annotated[bool, typer.Option("--no-index", help="Skip updating the search index afterwards.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Fetch every link of the queue, extract its text and archive both, then update the index.
+
+    A re-run fetches only what is stale, extracts only what changed and embeds nothing twice.
+
+    Example: rq ingest --queue ~/notes/reading.md
+    """
+    from rq.ingest.pipeline import ingest as run_ingest
+
+    settings = settings_from(queue=queue, index=index, refresh=refresh or None, allow_private=allow_private or None)
+    with Bar("fetching") as bar:
+        summary = run_ingest(settings, progress=bar)
+    print_ingest_summary(summary)  # stderr: a report on the run, also when stdout carries JSON
+    report = None
+    if not no_index:
+        from rq.index.build import build_index
+
+        with Bar("embedding") as bar:
+            report = build_index(settings, progress=bar, notice=say)
+        print_index_report(report)
+    if json_out:
+        emit_json({**summary.as_dict(), "index": report.__dict__ if report else None})
+    if not summary.did_something:
+        raise typer.Exit(1)
+
+
+def print_ingest_summary(summary) -> None:
+    err = stderr()
+    failed = sum(summary.failed.values())
+    err.print(f"{summary.resources} resources: {summary.fetched} fetched, {summary.unchanged} unchanged, "
+              f"{summary.fresh} fresh (skipped), {failed} failed"
+              + (f", {summary.not_web} not web links" if summary.not_web else "")
+              + (f", {summary.no_text} without text" if summary.no_text else "")
+              + f" in {summary.seconds:.1f}s")
+    for reason, count in summary.failed.most_common():
+        err.print(f"  failed ({one_line(reason)}): {count}")
+    if failed:
+        err.print("  links that could not be fetched are indexed from their title, note and section")
+    if summary.changed_since_read:
+        err.print(f"  {summary.changed_since_read} page(s) you read have changed since (see `rq health`)")
+    for failure in summary.failures[:10]:
+        err.print(f"  {failure['short_id']} {one_line(failure['reason'])}: {one_line(failure['url'])} "
+                  f"({one_line(failure['detail'])})", style="dim")
+
+
+@handles_errors
+def index(
+    queue: QueueOpt = None,
+    index: IndexOpt = None,
+    rebuild: Annotated[bool, typer.Option(
+        "--rebuild", help="Rebuild even if up to date (vectors still come from the cache).")] = False,
+    model: Annotated[Optional[str], typer.Option("--model", help="Embedding model name or local folder.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Cut archived text into passages, embed them and build the vector and keyword indexes.
+
+    Unchanged passages are never embedded twice. `rq search` runs this by itself when needed.
+
+    Example: rq index --rebuild
+    """
+    from rq.index.build import build_index
+
+    settings = settings_from(queue=queue, index=index, model=model)
+    with Bar("embedding") as bar:
+        report = build_index(settings, progress=bar, force=rebuild, notice=say)
+    if json_out:
+        emit_json(report.__dict__)
+        return
+    print_index_report(report)
+
+
+def print_index_report(report) -> None:
+    if report.built:
+        stderr().print(f"index built ({report.reason}): {report.passages} passages of {report.resources} "
+                       f"resources, {report.embedded} embedded, {report.cached} from cache, "
+                       f"{report.vector_index} vectors, {report.seconds:.1f}s")
+    else:
+        stderr().print(f"index up to date: {report.passages} passages of {report.resources} resources")

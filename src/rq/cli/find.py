@@ -1,0 +1,143 @@
+"""`rq search`, `rq next` and `rq related`: finding what to read."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from rq.cli.options import IndexOpt, JsonOpt, QueueOpt, handles_errors, settings_from
+from rq.cli.output import Bar, clip, emit_json, one_line, say, state_mark, stdout
+from rq.errors import UsageError
+
+
+@handles_errors
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, in your own words.")],
+    k: Annotated[int, typer.Option("-k", help="How many resources to show.")] = 10,
+    section: Annotated[Optional[str], typer.Option(
+        "--section", "-s", help="Only sections whose path contains this text.")] = None,
+    unread: Annotated[bool, typer.Option("--unread", help="Only resources not marked read.")] = False,
+    read: Annotated[bool, typer.Option("--read", help="Only resources marked read.")] = False,
+    kind: Annotated[Optional[str], typer.Option("--type", help="Only html or pdf documents.")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid (default), dense or keyword.")] = "hybrid",
+    queue: QueueOpt = None,
+    index: IndexOpt = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="Embedding model the index was built with.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Find resources by what their pages say, with the passage that matched.
+
+    Example: rq search "real-time recsys" -k 5 --unread
+    """
+    from rq.rank.search import Filters
+    from rq.rank.search import search as run_search
+
+    if unread and read:
+        raise UsageError("--read and --unread exclude each other")
+    if kind is not None and kind not in ("html", "pdf"):
+        raise UsageError("--type takes html or pdf")
+    settings = settings_from(queue=queue, index=index, model=model)
+    filters = Filters(section=section, read=True if read else (False if unread else None), kind=kind)
+    with Bar("indexing") as bar:
+        response = run_search(settings, query, k=k, mode=mode, filters=filters, notice=say, progress=bar)
+    if json_out:
+        emit_json({"query": response.query, "mode": response.mode, "notices": response.notices,
+                   "results": [h.as_dict() for h in response.hits]})
+        return
+    print_hits(response)
+
+
+def print_hits(response) -> None:
+    from rich.text import Text
+
+    out = stdout()
+    if not response.hits:
+        out.print("no results")
+        return
+    for hit in response.hits:
+        head = Text(f"{hit.rank:>2}. ", style="bold")
+        head.append(one_line(hit.title), style="bold")
+        head.append(f"  {state_mark(hit.state)} {hit.short_id}  {hit.score:.3f}", style="dim")
+        out.print(head)
+        fetch = hit.fetch + (f": {hit.reason}" if hit.reason else "")
+        if not hit.has_text:
+            fetch += "; matched on title/note/section only"
+        out.print(f"    {one_line(hit.section) or '(no section)'} | {one_line(fetch)} | {one_line(hit.url)}",
+                  style="dim")
+        if hit.passage:
+            out.print(_highlighted("    ", hit.passage, hit.highlights))
+
+
+def _highlighted(indent: str, passage: str, spans: list[tuple[int, int]]):
+    """The passage as plain text with the query's words in bold; made piece by piece, since
+    making text plain can change its length."""
+    from rich.text import Text
+
+    shown = Text(indent)
+    at = 0
+    for start, end in spans:
+        shown.append(one_line(passage[at:start]) if at < start else "")
+        shown.append(one_line(passage[start:end]), style="bold yellow")
+        at = end
+    shown.append(one_line(passage[at:]))
+    return shown
+
+
+@handles_errors
+def next(
+    n: Annotated[int, typer.Option("-n", help="How many suggestions.")] = 5,
+    section: Annotated[Optional[str], typer.Option(
+        "--section", "-s", help="Only sections whose path contains this text.")] = None,
+    queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """Which unread resource to read next, and why: learned from what you marked read.
+
+    Example: rq next -n 3 --section MLOps
+    """
+    from rq.rank.nextread import next_reads
+
+    answer = next_reads(settings_from(queue=queue, index=index), n=n, section=section)
+    print_answer(answer, json_out)
+
+
+@handles_errors
+def related(
+    ref: Annotated[str, typer.Argument(help="A resource id (or prefix), a URL from the queue, or free text.")],
+    n: Annotated[int, typer.Option("-n", help="How many resources.")] = 5,
+    text: Annotated[bool, typer.Option("--text", help="Treat REF as text even if it looks like an id.")] = False,
+    queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """Resources nearest to one of yours, or to a piece of text, with the passages that link them.
+
+    Example: rq related 6de98d1b   or   rq related "feature stores for online inference"
+    """
+    from rq.rank.nextread import related_to
+
+    answer = related_to(settings_from(queue=queue, index=index), ref, n=n, as_text=text)
+    print_answer(answer, json_out)
+
+
+def print_answer(answer, json_out: bool) -> None:
+    from rich.text import Text
+
+    for notice in answer.notices:
+        say(notice)
+    if json_out:
+        emit_json(answer.as_dict())
+        return
+    out = stdout()
+    if answer.fallback:
+        say(f"{answer.fallback} (a fallback: mark items read with `rq done ID` to teach it)")
+    for s in answer.suggestions:
+        head = Text(f"{s.rank:>2}. ", style="bold")
+        head.append(one_line(s.title), style="bold")
+        head.append(f"  {state_mark(s.state)} {s.short_id}  {s.score:.3f}", style="dim")
+        out.print(head)
+        out.print(f"    {one_line(s.section) or '(no section)'} | {one_line(s.url)}", style="dim")
+        if s.because:
+            out.print("    because you read: "
+                      + "; ".join(f"{one_line(b.title)} ({b.similarity:.2f})" for b in s.because))
+        if s.pair:
+            out.print(f"    this: \"{clip(s.pair.mine)}\"", style="italic")
+            out.print(f"    that: \"{clip(s.pair.theirs)}\"", style="italic")

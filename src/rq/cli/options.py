@@ -1,0 +1,46 @@
+"""Options every command shares, and turning them and rq's errors into settings and exit codes."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+from rq.cli.output import emit_json, one_line, stderr
+from rq.errors import RqError
+
+QueueOpt = Annotated[Optional[Path], typer.Option(
+    "--queue", "-q", help="Markdown queue file (default: RQ_QUEUE, configs/rq.toml, else the embedded sample).",
+    show_default=False)]
+IndexOpt = Annotated[Optional[Path], typer.Option(
+    "--index", help="Index folder (default: one per queue; see `rq status`).", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def settings_from(**flags: Any):
+    from rq.settings import load_settings
+
+    return load_settings(flags)
+
+
+def fail(message: str, code: int, as_json: bool) -> None:
+    """Report a failure as one line on stderr (and as JSON on stdout with --json), then exit."""
+    stderr().print(f"rq: {one_line(message)}")
+    if as_json:
+        emit_json({"error": one_line(message), "exit_code": code})
+    raise typer.Exit(code)
+
+
+def handles_errors(func: Callable) -> Callable:
+    """Turn rq's own exceptions into one line and the right exit code (1 failure, 2 usage)."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except RqError as exc:
+            fail(str(exc), exc.exit_code, bool(kwargs.get("json_out")))
+        except KeyboardInterrupt:
+            fail("interrupted; what was done so far is kept", 130, bool(kwargs.get("json_out")))
+    return wrapper

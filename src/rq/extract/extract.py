@@ -1,0 +1,44 @@
+"""The entry point: ``extract`` turns fetched bytes into main text in this process,
+and ``dispatch`` (what it and the worker processes run) sends the bytes to the
+extractor for their kind (sniff.py): HTML, PDF or plain text.
+
+Neither raises for a bad document: problems come back in ``Extracted.problem`` with one
+human line in ``Extracted.detail`` (document.py). The input bytes are never modified;
+decoding happens on a copy. ``rq.extract.worker.extract_isolated`` runs the same code
+in a child process with time and memory limits.
+"""
+
+from __future__ import annotations
+
+from rq.extract.document import Extracted, problem
+from rq.extract.html import extract_html
+from rq.extract.pdf import extract_pdf
+from rq.extract.sniff import parse_content_type, sniff_kind
+from rq.extract.text import extract_text
+from rq.settings import Settings
+
+
+def dispatch(body: bytes, content_type: str | None, url: str, pdf_max_pages: int) -> Extracted:
+    """The extractor for the bytes' kind, with every failure turned into a problem."""
+    kind = sniff_kind(body, content_type, url)
+    try:
+        if kind == "pdf":
+            return extract_pdf(body, pdf_max_pages)
+        if kind == "html":
+            return extract_html(body, content_type, url)
+        if kind == "text":
+            return extract_text(body, content_type)
+    except MemoryError:
+        return problem(kind, "too_much_memory", "ran out of memory while extracting")
+    except RecursionError:
+        return problem(kind, "crashed", "the document is nested too deeply to extract")
+    except Exception as exc:  # a parser bug must not take the whole ingest down
+        return problem(kind, "crashed", f"extraction failed: {type(exc).__name__}: {exc}"[:300])
+    mime, _ = parse_content_type(content_type)
+    what = mime or "the body"
+    return problem("unsupported", "not_text", f"{what} is not a text, HTML or PDF document")
+
+
+def extract(body: bytes, content_type: str | None, url: str, settings: Settings) -> Extracted:
+    """Main text and metadata of one fetched document, in this process."""
+    return dispatch(bytes(body), content_type, url or "", settings.pdf_max_pages)

@@ -1,0 +1,58 @@
+"""One vector per resource, saved beside the index: what next, related and clusters compare.
+
+A resource's vector is its page's mean passage vector blended half and half with its
+profile (title and note). The file also maps each passage id to its resource's row.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from rq.errors import ArchiveError
+from rq.files import atomic_write_bytes
+from rq.index.manifest import RESOURCE_VECTORS
+
+
+def resource_matrix(rows: list[tuple], matrix: np.ndarray, profiles: dict[str, np.ndarray]) -> tuple[list[str], np.ndarray]:
+    """One unit vector per resource: its page's mean passage, blended half and half with its
+    profile (title and note) — the reader's own framing counts as much as the page."""
+    text: dict[str, list[np.ndarray]] = {}
+    for row, vector in zip(rows, matrix):
+        if row[2] == "text":
+            text.setdefault(row[0], []).append(vector)
+    order = list(profiles)
+    out = np.zeros((len(order), matrix.shape[1]), dtype=np.float32)
+    for i, rid in enumerate(order):
+        parts = [profiles[rid]]
+        if text.get(rid):
+            page = np.mean(text[rid], axis=0)
+            parts.append(page / (np.linalg.norm(page) or 1.0))
+        blended = np.mean(parts, axis=0)
+        out[i] = blended / (np.linalg.norm(blended) or 1.0)
+    return order, out
+
+
+def save_resource_vectors(folder: Path, rows: list[tuple], matrix: np.ndarray,
+                          profiles: dict[str, np.ndarray], generation: int) -> None:
+    ids, vectors = resource_matrix(rows, matrix, profiles)
+    position = {rid: i for i, rid in enumerate(ids)}
+    owner = np.array([position[row[0]] for row in rows], dtype=np.int64)  # passage id -> resource row
+    buffer = io.BytesIO()
+    np.savez(buffer, ids=np.asarray(ids, dtype="U40"), vectors=vectors, owner=owner,
+             generation=np.int64(generation))
+    atomic_write_bytes(folder / RESOURCE_VECTORS, buffer.getvalue())
+
+
+def load_resource_vectors(folder: Path, generation: int, with_owner: bool = False):
+    """(resource ids, one vector per resource) and, with_owner, passage id -> resource row."""
+    try:
+        with np.load(folder / RESOURCE_VECTORS) as data:
+            if int(data["generation"]) != generation:
+                raise ArchiveError(f"{folder / RESOURCE_VECTORS} is out of step with the archive")
+            ids, vectors = [str(i) for i in data["ids"]], data["vectors"].astype(np.float32)
+            return (ids, vectors, data["owner"]) if with_owner else (ids, vectors)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ArchiveError(f"{folder / RESOURCE_VECTORS} is missing or damaged ({exc})") from None

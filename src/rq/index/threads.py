@@ -1,0 +1,13 @@
+"""How many threads rq's numeric libraries may use."""
+
+from __future__ import annotations
+
+import os
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (os.cpu_count counts the machine's, affinity aside)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1

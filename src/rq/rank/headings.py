@@ -1,0 +1,126 @@
+"""What a section heading says: a topic, a kind of document, or a catch-all; and its words in a title."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Sequence
+
+from rq.rank.naming import NAMING_STOPWORDS, TOPICLESS
+from rq.words import content_words, words
+
+LEXICAL_COMMON = 0.25  # a word in more than this share of titles is no evidence ("ml", "learning")
+LEXICAL_COMMON_MIN_TITLES = 8  # fewer titles than this: no word is too common to count
+
+# Headings that name a kind of document rather than a topic, when first or last word:
+# "Blog Posts", "MLOps Articles", "Talks about MLOps". Plurals only (mostly): singulars
+# start topics too ("Link prediction", "Video understanding", "Post-training quantization").
+_FORMAT_WORDS = frozenset("""
+    articles blog blogs blogpost blogposts posts papers preprints videos talks lectures slides
+    podcasts books courses tutorials newsletters links bookmarks threads tweets websites
+    resources
+""".split())
+# Catch-all headings: every word is one of these (or a format word): "Misc", "Other stuff",
+# "Further reading"; but "Other Representation Learning" is a topic.
+_CATCHALL_WORDS = frozenset("""
+    misc miscellaneous unsorted uncategorized uncategorised other others general stuff various
+    random todo inbox later more things awesome list lists reading readings further extra
+    assorted everything else
+""".split())
+
+
+def heading_text(path: tuple[str, ...]) -> str:
+    """The text to embed for a section's heading vector: its own heading, without parents."""
+    return path[-1] if path else ""
+
+
+def format_reason(heading: str) -> str | None:
+    """Why a heading names a kind of document or a catch-all rather than a topic, if it does."""
+    tokens = [t for t in words(heading)
+              if t.isalpha() and (t not in NAMING_STOPWORDS or t in _FORMAT_WORDS or t in _CATCHALL_WORDS)]
+    if not tokens:
+        return None
+    # The head noun is first ("Talks about MLOps") or last ("MLOps Articles").
+    for word in (tokens[0], tokens[-1]):
+        if word in _FORMAT_WORDS:
+            return f"named for a format ({word!r})"
+    if all(t in _CATCHALL_WORDS or t in _FORMAT_WORDS for t in tokens):
+        return f"named as a catch-all ({heading.strip()!r})"
+    return None
+
+
+def common_stems(titles: Sequence[str]) -> frozenset[str]:
+    """Word stems found in more than LEXICAL_COMMON of the titles: no evidence for a heading."""
+    if len(titles) < LEXICAL_COMMON_MIN_TITLES:
+        return frozenset()
+    stems = Counter(w for title in titles for w in {_stem(t) for t in _content_words(title)})
+    return frozenset(w for w, n in stems.items() if n > LEXICAL_COMMON * len(titles))
+
+
+def lexical_match(heading: str, title: str, common: frozenset[str] = frozenset()) -> tuple[float, str]:
+    """Share of the heading's content words found in the title, and what matched.
+
+    Short headings embed poorly against titles full of jargon ("Recommender Systems"
+    vs "Real Time Recsys"), so exact words, and abbreviations built from the leading
+    letters of consecutive words ("oop", "recsys", "nlp"), count as evidence either way round.
+    Word stems in ``common`` (see common_stems) do not count as matches.
+    """
+    head = _content_words(heading)
+    text = _content_words(title)
+    if not head or not text:
+        return 0.0, ""
+    covered: set[int] = set()
+    evidence = []
+    stems = {_stem(w) for w in text} - common
+    for j, w in enumerate(head):
+        if _stem(w) in stems:
+            covered.add(j)
+            evidence.append(w)
+    for token in set(text):
+        span = _abbreviates(token, head)
+        if span and not set(range(*span)) <= covered:
+            covered.update(range(*span))
+            evidence.append(f"{token} = {' '.join(head[span[0]:span[1]])}")
+    for token in set(head):
+        span = _abbreviates(token, text)
+        if span:
+            covered.add(head.index(token))
+            evidence.append(f"{token} = {' '.join(text[span[0]:span[1]])}")
+    return len(covered) / len(head), ", ".join(dict.fromkeys(evidence))
+
+
+def _content_words(text: str) -> list[str]:
+    return [w for w in content_words(text) if w not in TOPICLESS]
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ers", "es", "er", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def _abbreviates(token: str, phrase: list[str]) -> tuple[int, int] | None:
+    """(start, end) of >= 2 consecutive phrase words whose prefixes spell ``token``, if any."""
+    if len(token) < 2 or token in phrase:
+        return None
+    for start in range(len(phrase)):
+        end = _spell(token, phrase, start)
+        if end is not None and end - start >= 2:
+            return start, end
+    return None
+
+
+def _spell(token: str, phrase: list[str], at: int) -> int | None:
+    """Index after the last word used if ``token`` = prefixes of phrase[at], phrase[at+1], ..."""
+    if not token:
+        return at
+    if at >= len(phrase):
+        return None
+    word = phrase[at]
+    # Longest prefix first: "recsys" is "rec"+"sys" before it is "r"+"ecsys".
+    for cut in range(min(len(word), len(token)), 0, -1):
+        if token[:cut] == word[:cut]:
+            end = _spell(token[cut:], phrase, at + 1)
+            if end is not None:
+                return end
+    return None
