@@ -35,9 +35,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from rq.rank import audit as rqa  # noqa: E402
-from rq.rank import clusters as rqc  # noqa: E402
-from rq.rank import headings as rqh  # noqa: E402
+from rq.rank.topics import audit as rqa  # noqa: E402
+from rq.rank.topics import clusters as rqc  # noqa: E402
+from rq.rank.topics import headings as rqh  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 

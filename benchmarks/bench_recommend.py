@@ -52,9 +52,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from rq.rank import recommend as rec  # noqa: E402
-from rq.rank import relevance as scoring  # noqa: E402
-from rq.rank import svm  # noqa: E402
+from rq.rank.suggest import recommend as rec  # noqa: E402
+from rq.rank.suggest import relevance as scoring  # noqa: E402
+from rq.rank.suggest import svm  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
 
@@ -371,7 +371,7 @@ import sys, time
 import numpy as np
 vectors = np.load(sys.argv[1])
 start = time.perf_counter()
-from rq.rank.recommend import rank_next
+from rq.rank.suggest.recommend import rank_next
 read = np.zeros(len(vectors), dtype=bool)
 read[::10] = True
 rank_next(vectors, read, ~read, method=sys.argv[2])
@@ -380,7 +380,7 @@ print((time.perf_counter() - start) * 1000)
 
 
 def cold_start(vectors: np.ndarray, out: Path) -> dict[str, float]:
-    """Milliseconds from importing rq.rank.recommend to the first answer, median of 3 fresh processes:
+    """Milliseconds from importing rq.rank.suggest.recommend to the first answer, median of 3 fresh processes:
     what a one-shot `rq next` pays on top of loading its vectors (the SVM imports scikit-learn)."""
     import subprocess
 
@@ -548,7 +548,7 @@ def main() -> None:
         print(f"| {key} | {p50:.1f} | {p99:.1f} |")
     results["latency_ms"] = lat
     cold = cold_start(pool, args.out)
-    print("\n## Cold start: a fresh process, numpy already imported; import rq.rank.recommend + first call\n")
+    print("\n## Cold start: a fresh process, numpy already imported; import rq.rank.suggest.recommend + first call\n")
     print("| method | ms |")
     print("|---|---|")
     for method, ms in cold.items():

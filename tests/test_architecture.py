@@ -64,3 +64,11 @@ def test_every_part_is_a_package_named_in_the_architecture_page():
         assert f"`{part}/`" in page, f"docs/architecture.md does not describe rq/{part}/"
     loose = sorted(p.name for p in SRC.glob("*.py"))
     assert loose == ["__init__.py", "__main__.py", "errors.py", "files.py", "paths.py", "settings.py", "words.py"]
+
+
+def test_the_architecture_page_names_every_module():
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    missing = [p.relative_to(SRC).as_posix() for p in sorted(SRC.rglob("*.py"))
+               if p.name not in ("__init__.py", "__main__.py") and p.name not in page]
+    assert not missing, f"docs/architecture.md does not mention {missing}"
+

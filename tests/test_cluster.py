@@ -16,14 +16,14 @@ from importlib.resources import files
 import numpy as np
 import pytest
 
-from rq.rank import audit as rqa
-from rq.rank import clusters as rqc
-from rq.rank import headings as rqh
-from rq.rank import mapview
-from rq.rank import naming as rqn
-from rq.rank.findings import SECTION_DEFINITION
 from rq.errors import RqError, UsageError
 from rq.queue.parse import parse_queue
+from rq.rank.topics import audit as rqa
+from rq.rank.topics import clusters as rqc
+from rq.rank.topics import headings as rqh
+from rq.rank.topics import mapview
+from rq.rank.topics import naming as rqn
+from rq.rank.topics.findings import SECTION_DEFINITION
 
 # --------------------------------------------------------------------------- hand-made vectors
 

@@ -10,7 +10,7 @@ import pytest
 from rq.archive.marks import mark
 from rq.errors import NotFoundError, UsageError
 from rq.index.manifest import read_manifest
-from rq.rank.nextread import next_reads, related_to
+from rq.rank.suggest.nextread import next_reads, related_to
 from rq.settings import Settings
 
 pytestmark = pytest.mark.slow

@@ -344,3 +344,16 @@ def test_int8_vectors_are_cached_apart_and_exact_ones_serve_every_path(index_dir
     assert lookup_vectors(cache, int8.model_id, vectors_key(int8), ["a", "b", "c"]) == {"a": b"exact a",
                                                                                        "b": b"int8 b"}
     assert lookup_vectors(cache, fp32.model_id, vectors_key(fp32), ["a", "b"]) == {"a": b"exact a"}
+
+
+def test_an_int8_graph_of_an_older_recipe_is_not_used_for_passages(index_dir, tmp_path):
+    """Exports made before two feed-forward MatMuls were kept in fp32 (AVX2-only CPUs overflow
+    there) serve queries with their fp32 graph, and passages fall back to it until `rq index`
+    exports again."""
+    dst = _copy_export(index_dir, tmp_path)
+    sidecar = read_sidecar(dst)
+    sidecar["files"]["int8"] = read_sidecar(index_dir)["files"]["int8"]
+    assert read_sidecar(index_dir)["int8_recipe"] == 2
+    sidecar.pop("int8_recipe")
+    (dst / SIDECAR).write_text(json.dumps(sidecar))
+    assert load_fast_embedder(dst, MODEL, bulk="int8").bulk == "fp32"

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from rq.rank import centrality
-from rq.rank import recommend as rec
-from rq.rank import svm
+from rq.rank.cosine import best_pair
+from rq.rank.suggest import centrality, svm
+from rq.rank.suggest import recommend as rec
 from rq.settings import RECOMMEND_METHODS
 
 DAY = 86_400.0
@@ -204,7 +204,7 @@ def test_best_pair_finds_the_matching_passages(embedder):
         "The recipe needs two eggs and a cup of flour.",
         "Stochastic gradient descent updates the weights to reduce the training loss.",
     ])
-    i, j, score = rec.best_pair(a, b)
+    i, j, score = best_pair(a, b)
     assert (i, j) == (1, 2)
     assert score == pytest.approx(float(a[1] @ b[2]), abs=1e-5) and score > 0.5
 
@@ -363,12 +363,12 @@ def test_related_excludes_the_item_keeps_ties_in_order_and_caps_k():
 def test_best_pair_on_hand_made_vectors():
     a = unit([[1, 0, 0], [0, 1, 0]])
     b = unit([[0, 0, 1], [0, 0.9, 0.1], [1, 1, 0]])
-    i, j, score = rec.best_pair(a, b)
+    i, j, score = best_pair(a, b)
     assert (i, j) == (1, 1) and score == pytest.approx(0.9 / math.hypot(0.9, 0.1), abs=1e-6)
     with pytest.raises(ValueError):
-        rec.best_pair(a, np.zeros((0, 3)))
+        best_pair(a, np.zeros((0, 3)))
     with pytest.raises(ValueError):
-        rec.best_pair(a, np.ones((2, 4)))
+        best_pair(a, np.ones((2, 4)))
 
 
 @pytest.mark.parametrize("n, n_read, c", [(300, 30, 1.0), (1200, 5, 0.1), (60, 59, 1.0), (200, 100, 10.0)])

@@ -1,4 +1,4 @@
-"""rq's own exceptions. Core modules raise these; only cli.py turns them into exit codes."""
+"""rq's own exceptions. Core modules raise these; only rq.cli turns them into exit codes."""
 
 
 class RqError(Exception):

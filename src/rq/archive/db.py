@@ -117,6 +117,12 @@ class Archive:
                GROUP BY resource_id) last ON f.id = last.id""")
         return {row["resource_id"]: _fetch_record(row) for row in rows}
 
+    def last_ok_times(self) -> dict[str, float]:
+        """When each resource was last fetched successfully (a 304 counts)."""
+        rows = self.conn.execute("""SELECT resource_id, MAX(at) FROM fetches WHERE outcome IN ('ok', 'not_modified')
+                                    GROUP BY resource_id""")
+        return {row[0]: row[1] for row in rows}
+
     def fetch_history(self, resource_id: str, limit: int = 20) -> list[FetchRecord]:
         rows = self.conn.execute(
             "SELECT * FROM fetches WHERE resource_id = ? ORDER BY at DESC, id DESC LIMIT ?",
@@ -140,6 +146,10 @@ class Archive:
 
     def documents(self) -> dict[str, sqlite3.Row]:
         return {row["resource_id"]: row for row in self.conn.execute("SELECT * FROM documents")}
+
+    def text_shas(self) -> dict[str, str]:
+        """The sha256 of each archived document's text, by resource."""
+        return {row[0]: row[1] for row in self.conn.execute("SELECT resource_id, text_sha FROM documents")}
 
     def put_document(self, resource_id: str, body_sha: str, doc: Any, record: FetchRecord | None = None) -> None:
         """Store an extracted document, and its fetch record, in one transaction."""
@@ -166,6 +176,11 @@ class Archive:
             generation = int(self.meta("generation", "0") or 0) + 1
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('generation', ?)", (str(generation),))
         return generation
+
+    def passages_of(self, resource_id: str) -> list[sqlite3.Row]:
+        """One resource's passages in order: text, source and hash."""
+        return list(self.conn.execute(
+            "SELECT text, source, hash FROM passages WHERE resource_id = ? ORDER BY ord", (resource_id,)))
 
     def passages(self) -> list[sqlite3.Row]:
         return list(self.conn.execute("SELECT * FROM passages ORDER BY id"))
@@ -198,6 +213,11 @@ class Archive:
         with self.transaction() as conn:
             conn.execute("INSERT INTO read_events(resource_id, at, state) VALUES (?, ?, ?)",
                          (resource_id, time.time() if at is None else at, state))
+
+    def queue_state(self, resource_id: str) -> str | None:
+        """The read state the queue gave a resource when the archive last mirrored it."""
+        row = self.conn.execute("SELECT state FROM resources WHERE id = ?", (resource_id,)).fetchone()
+        return row["state"] if row is not None else None
 
     def last_read_times(self) -> dict[str, float]:
         """When each resource was last marked read with `rq done` (ticks made in an editor leave no event)."""

@@ -12,13 +12,30 @@ import sys
 import typer
 
 from rq.cli import browse, collect, find, mark, topics
-from rq.cli.output import emit_json, one_line, stderr
+from rq.cli.output import emit_json, one_line, stderr, stdout
 
 app = typer.Typer(
     help="Search and mine a Markdown reading queue.\n\nExample: rq search \"real-time recsys\"",
     no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]}, pretty_exceptions_enable=False,
 )
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from rq import __version__
+
+        stdout().print(f"rq {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                          help="Print rq's version and exit.")) -> None:
+    """Search and mine a Markdown reading queue.
+
+    Example: rq search "real-time recsys"
+    """
+
 
 for command in (collect.ingest, collect.index, browse.status, browse.ls, browse.show, find.search, mark.done,
                 mark.todo, find.next, find.related, topics.clusters, topics.map, browse.health):
@@ -41,8 +58,7 @@ def _ended_by(exc: Exception, as_json: bool) -> int:
     # By class name: typer may bring its own copy of click, whose exceptions are other classes.
     kinds = {cls.__name__ for cls in type(exc).__mro__}
     ctx = getattr(exc, "ctx", None)
-    if "NoArgsIsHelpError" in kinds:  # `rq` alone, or a command without its arguments: the help
-        stderr().print(ctx.get_help() if ctx is not None else str(exc))
+    if "NoArgsIsHelpError" in kinds:  # `rq` alone: typer has shown the help already
         return 2
     if "UsageError" in kinds:
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""

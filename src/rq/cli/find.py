@@ -95,7 +95,7 @@ def next(
 
     Example: rq next -n 3 --section MLOps
     """
-    from rq.rank.nextread import next_reads
+    from rq.rank.suggest.nextread import next_reads
 
     answer = next_reads(settings_from(queue=queue, index=index), n=n, section=section)
     print_answer(answer, json_out)
@@ -112,7 +112,7 @@ def related(
 
     Example: rq related 6de98d1b   or   rq related "feature stores for online inference"
     """
-    from rq.rank.nextread import related_to
+    from rq.rank.suggest.nextread import related_to
 
     answer = related_to(settings_from(queue=queue, index=index), ref, n=n, as_text=text)
     print_answer(answer, json_out)

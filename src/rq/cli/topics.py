@@ -21,7 +21,7 @@ def clusters(k: KOpt = "auto", queue: QueueOpt = None, index: IndexOpt = None, j
 
     Example: rq clusters --k auto
     """
-    from rq.rank.collection import cluster_report, parse_k
+    from rq.rank.topics.report import cluster_report, parse_k
 
     report = cluster_report(settings_from(queue=queue, index=index), parse_k(k))
     for notice in report.notices:
@@ -94,7 +94,7 @@ def map(
 
     Example: rq map --out queue-map.html --color cluster
     """
-    from rq.rank.collection import parse_k, write_collection_map
+    from rq.rank.topics.report import parse_k, write_collection_map
 
     info = write_collection_map(settings_from(queue=queue, index=index), out, color_by=color, k=parse_k(k))
     for notice in info["notices"]:

@@ -55,7 +55,7 @@ def content_key(queue: Queue, archive: Archive, settings: Settings, model_id: st
     """A digest of everything the index is built from, read state excluded (marking an item read
     must not force a re-index)."""
     digest = hashlib.sha256(f"{FORMAT}|{model_id}|{settings.chunk_words}|{settings.chunk_overlap_words}".encode())
-    text_shas = {row[0]: row[1] for row in archive.conn.execute("SELECT resource_id, text_sha FROM documents")}
+    text_shas = archive.text_shas()
     for r in queue.resources:
         digest.update(f"\0{r.id}\0{r.title}\0{r.note}\0{r.section}\0{text_shas.get(r.id, '')}".encode(
             "utf-8", "surrogatepass"))

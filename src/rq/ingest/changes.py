@@ -26,8 +26,7 @@ def note_change(archive, resource_id: str, previous, new_text: str, new_text_sha
         return None
     if not previous["text"].strip() or not new_text.strip():
         return None
-    row = archive.conn.execute("SELECT state FROM resources WHERE id = ?", (resource_id,)).fetchone()
-    if row is None or row["state"] != "read":
+    if archive.queue_state(resource_id) != "read":
         return None
     score = similarity(previous["text"], new_text)
     if score >= CHANGED_BELOW:

@@ -19,6 +19,7 @@ from rq.index.encoders.factory import make_embedder
 from rq.index.manifest import read_manifest
 from rq.index.resources import load_resource_vectors
 from rq.queue.model import Resource
+from rq.rank.cosine import best_pair
 from rq.rank.passages import display_passage
 from rq.settings import Settings
 
@@ -73,8 +74,7 @@ class ReadSession:
         return np.array([r is not None and keep(r) for r in self.resources], dtype=bool)
 
     def passages(self, resource_id: str) -> tuple[list[str], np.ndarray]:
-        rows = list(self.archive.conn.execute(
-            "SELECT text, source, hash FROM passages WHERE resource_id = ? ORDER BY ord", (resource_id,)))
+        rows = self.archive.passages_of(resource_id)
         cache = self.cached_vectors([r["hash"] for r in rows])
         rows = [r for r in rows if r["hash"] in cache]
         texts = [display_passage(r["text"], r["source"]) or r["text"].split("\n")[0] for r in rows]
@@ -82,8 +82,6 @@ class ReadSession:
         return texts, matrix.reshape(len(rows), -1)
 
     def pair(self, a: str, b: str) -> PassagePair | None:
-        from rq.rank.recommend import best_pair
-
         a_texts, a_vecs = self.passages(a)
         b_texts, b_vecs = self.passages(b)
         if not len(a_texts) or not len(b_texts):
@@ -93,6 +91,5 @@ class ReadSession:
 
     def read_times(self) -> np.ndarray:
         """Last time each resource was marked read with `rq done` (NaN: read by hand, undated)."""
-        last = dict(self.archive.conn.execute(
-            "SELECT resource_id, MAX(at) FROM read_events WHERE state = 'read' GROUP BY resource_id"))
+        last = self.archive.last_read_times()
         return np.array([last.get(rid, np.nan) for rid in self.ids], dtype=np.float64)

@@ -23,43 +23,14 @@ def health_report(settings) -> dict:
     since they were marked read. JSON-serialisable; times are seconds since the epoch."""
     location, queue, archive = open_to_read(settings)
     try:
-        last = archive.last_fetches()
-        docs = archive.documents()
-        last_ok = {row[0]: row[1] for row in archive.conn.execute(
-            "SELECT resource_id, MAX(at) FROM fetches WHERE outcome IN ('ok', 'not_modified') GROUP BY resource_id")}
+        last, docs, last_ok = archive.last_fetches(), archive.documents(), archive.last_ok_times()
         changed = changed_since_read(archive, queue)
     finally:
         archive.close()
-
-    problems: list[dict] = []
-    web = fetched = 0
-    for resource in queue.resources:
-        if not is_web_url(resource.url):
-            continue
-        web += 1
-        record, doc = last.get(resource.id), docs.get(resource.id)
-        if record is None:
-            continue
-        fetched += 1
-        has_copy = doc is not None and bool(doc["text"].strip())
-        entry = {
-            "id": resource.id, "short_id": resource.short_id, "title": resource.title, "url": resource.url,
-            "section": resource.section,
-            "state": resource.state, "line_no": resource.line_no, "http_status": record.http_status,
-            "failed_at": record.at, "last_ok_at": last_ok.get(resource.id),
-            "archived_copy": has_copy, "archived_at": doc["extracted_at"] if has_copy else None,
-        }
-        if record.outcome == "failed":
-            entry.update(reason=record.reason or "error", signal=_signal(record.reason, record.detail),
-                         detail=record.detail, final_url=record.final_url, problem=None)
-            problems.append(entry)
-        elif doc is not None and (doc["problem"] or not doc["text"].strip()):
-            problem = doc["problem"] or "no_text"
-            entry.update(reason="not_text" if problem in NOT_TEXT_PROBLEMS else "extract_failed", signal=None,
-                         detail=doc["detail"] or "no readable text", final_url=record.final_url,
-                         problem=problem, failed_at=record.at)
-            problems.append(entry)
-
+    web = [r for r in queue.resources if is_web_url(r.url)]
+    fetched = [r for r in web if r.id in last]
+    problems = [entry for entry in (_problem(r, last[r.id], docs.get(r.id), last_ok.get(r.id)) for r in fetched)
+                if entry is not None]
     by_reason: dict[str, list[dict]] = {}
     for entry in problems:
         by_reason.setdefault(entry["reason"], []).append(entry)
@@ -67,11 +38,31 @@ def health_report(settings) -> dict:
         "queue": str(location.queue_path),
         "index": str(location.index_dir),
         "resources": len(queue.resources),
-        "web_links": web,
-        "fetched": fetched,
-        "not_fetched": web - fetched,
+        "web_links": len(web),
+        "fetched": len(fetched),
+        "not_fetched": len(web) - len(fetched),
         "failing": len(problems),
         "counts": {reason: len(items) for reason, items in sorted(by_reason.items())},
         "by_reason": dict(sorted(by_reason.items())),
         "changed_since_read": changed,
     }
+
+
+def _problem(resource, record, doc, last_ok: float | None) -> dict | None:
+    """The report entry of a resource whose last fetch failed or gave no text; None when it is fine."""
+    has_copy = doc is not None and bool(doc["text"].strip())
+    entry = {
+        "id": resource.id, "short_id": resource.short_id, "title": resource.title, "url": resource.url,
+        "section": resource.section, "state": resource.state, "line_no": resource.line_no,
+        "http_status": record.http_status, "failed_at": record.at, "last_ok_at": last_ok,
+        "archived_copy": has_copy, "archived_at": doc["extracted_at"] if has_copy else None,
+        "final_url": record.final_url,
+    }
+    if record.outcome == "failed":
+        return {**entry, "reason": record.reason or "error", "signal": _signal(record.reason, record.detail),
+                "detail": record.detail, "problem": None}
+    if doc is not None and (doc["problem"] or not doc["text"].strip()):
+        problem = doc["problem"] or "no_text"
+        return {**entry, "reason": "not_text" if problem in NOT_TEXT_PROBLEMS else "extract_failed",
+                "signal": None, "detail": doc["detail"] or "no readable text", "problem": problem}
+    return None

@@ -21,7 +21,7 @@ from rq.index.encoders.model import (
     model_fingerprint,
     resolve_model,
 )
-from rq.index.encoders.sidecar import OUTPUT, read_sidecar, sha256_file, stamp
+from rq.index.encoders.sidecar import INT8_RECIPE, OUTPUT, read_sidecar, sha256_file, stamp
 from rq.index.threads import usable_cpus
 
 Progress = Callable[[int, int], None]
@@ -60,7 +60,7 @@ class OnnxEmbedder:
                                f"({sidecar.get('model_fingerprint')}, now {fingerprint}); "
                                "`rq index` exports it again")
         self._model_id = f"{self.name}@{fingerprint}"
-        if bulk == "int8" and "int8" not in sidecar["files"]:
+        if bulk == "int8" and ("int8" not in sidecar["files"] or sidecar.get("int8_recipe") != INT8_RECIPE):
             bulk = "fp32"
         self.bulk = bulk
         self.threads = threads or usable_cpus()

@@ -21,8 +21,10 @@ from pathlib import Path
 
 from rq.errors import RqError
 from rq.files import atomic_write_bytes, fsync_dir, fsync_file, new_file_mode
+from rq.index.encoders.layout import model_layout
 from rq.index.encoders.model import model_fingerprint
 from rq.index.encoders.sidecar import (
+    INT8_RECIPE,
     FORMAT,
     INPUTS,
     OUTPUT,
@@ -32,79 +34,6 @@ from rq.index.encoders.sidecar import (
 )
 
 OPSET = 17
-
-
-def _st_layout(model_path: Path) -> dict:
-    """What the sentence-transformers folder computes: transformer folder, pooling, normalisation,
-    tokenizer settings. Raises RqError for module stacks the export does not reproduce."""
-    modules_file = model_path / "modules.json"
-    modules = json.loads(modules_file.read_text()) if modules_file.is_file() else [
-        {"type": "sentence_transformers.models.Transformer", "path": ""},
-        {"type": "sentence_transformers.models.Pooling", "path": "1_Pooling"},
-    ]
-    transformer = pooling = None
-    normalize = False
-    for module in modules:
-        kind = module["type"].rsplit(".", 1)[-1]
-        if kind == "Transformer" and transformer is None:
-            transformer = model_path / module.get("path", "")
-        elif kind == "Pooling" and pooling is None:
-            pooling = model_path / module.get("path", "")
-        elif kind == "Normalize":
-            normalize = True
-        else:
-            raise RqError(f"model {model_path}: module {module['type']} has no ONNX export in rq")
-    if transformer is None:
-        raise RqError(f"model {model_path}: no transformer module to export")
-    mode = "mean"
-    if pooling is not None and (pooling / "config.json").is_file():
-        config = json.loads((pooling / "config.json").read_text())
-        modes = [m for m in ("cls_token", "mean_tokens", "max_tokens") if config.get(f"pooling_mode_{m}")]
-        other = [k for k, v in config.items() if k.startswith("pooling_mode_") and v
-                 and k.removeprefix("pooling_mode_") not in ("cls_token", "mean_tokens", "max_tokens")]
-        if len(modes) != 1 or other:
-            raise RqError(f"model {model_path}: pooling {config} has no ONNX export in rq")
-        mode = {"cls_token": "cls", "mean_tokens": "mean", "max_tokens": "max"}[modes[0]]
-    st_config = {}
-    for name in ("sentence_bert_config.json", "sentence_xlnet_config.json"):
-        if (transformer / name).is_file():
-            st_config = json.loads((transformer / name).read_text())
-            break
-    hf_config = json.loads((transformer / "config.json").read_text())
-    max_length = int(st_config.get("max_seq_length") or 512)
-    max_length = min(max_length, int(hf_config.get("max_position_embeddings", max_length)))
-    tokenizer = json.loads((transformer / "tokenizer.json").read_text())
-    return {
-        "transformer": transformer,
-        "pooling": mode,
-        # rq's Embedder always asks sentence-transformers for unit vectors, so the graph always
-        # normalises, whether or not the folder has a Normalize module.
-        "normalize": True,
-        "has_normalize_module": normalize,
-        "max_length": max_length,
-        "do_lower_case": bool(st_config.get("do_lower_case", False)),
-        "tokenizer_lowercase": _normalizer_lowercases(tokenizer.get("normalizer")),
-        "pad_id": _pad_id(tokenizer),
-        "dim": int(hf_config["hidden_size"]),
-    }
-
-
-def _normalizer_lowercases(normalizer) -> bool:
-    if not normalizer:
-        return False
-    if normalizer.get("type") == "Sequence":
-        return any(_normalizer_lowercases(n) for n in normalizer.get("normalizers", []))
-    return bool(normalizer.get("lowercase")) or normalizer.get("type") == "Lowercase"
-
-
-def _pad_id(tokenizer: dict) -> int:
-    padding = tokenizer.get("padding") or {}
-    if "pad_id" in padding:
-        return int(padding["pad_id"])
-    for token in tokenizer.get("added_tokens", []):
-        if token.get("content") in ("[PAD]", "<pad>"):
-            return int(token["id"])
-    return 0
 
 
 def export_onnx(model_path: Path, out_dir: Path, quantize: bool = True, optimize: bool = True) -> Path:
@@ -145,73 +74,96 @@ def _quiet_libraries():
 
 
 def _export(model_path: Path, out_dir: Path, quantize: bool, optimize: bool) -> Path:
-    import secrets
     import shutil
     import tempfile
 
-    layout = _st_layout(model_path)
+    layout = model_layout(model_path)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
     try:
-        raw = work / "raw.onnx"
-        versions = _trace(layout, raw)
-        graphs = {"fp32": work / "fp32.onnx"}
-        if optimize:
-            _optimize(raw, graphs["fp32"], layout)
-        else:
-            os.replace(raw, graphs["fp32"])
-        if quantize:
-            graphs["int8"] = work / "int8.onnx"
-            _quantize(graphs["fp32"], graphs["int8"])
-        token = secrets.token_hex(6)
-        entries = {}
-        for kind, inline in graphs.items():
-            graph, data = _split_weights(inline, work, f"encoder-{token}.{kind}")
-            entry = {}
-            # Weights first, graph after: a graph under its final name always finds its weights.
-            for role, path in (("data", data), ("graph", graph)):
-                os.chmod(path, new_file_mode())
-                fsync_file(path)
-                final = out_dir / path.name
-                os.replace(path, final)
-                stat = final.stat()
-                entry[role] = {"file": final.name, "sha256": sha256_file(final), "bytes": stat.st_size,
-                               "stamp": list(stamp(stat))}
-            entries[kind] = entry
-        fsync_dir(out_dir)
-        sidecar = {
-            "format": FORMAT,
-            "model_fingerprint": model_fingerprint(model_path),
-            "source": str(model_path),
-            "dim": layout["dim"],
-            "pooling": layout["pooling"],
-            "normalize": layout["normalize"],
-            "tokenizer": {
-                "file": layout["transformer"].relative_to(model_path).joinpath("tokenizer.json").as_posix(),
-                "max_length": layout["max_length"],  # word pieces, [CLS] and [SEP] included
-                "truncation": "longest_first",
-                "lowercase": layout["tokenizer_lowercase"],  # done by tokenizer.json's normaliser
-                "do_lower_case": layout["do_lower_case"],  # sentence-transformers lowercases first
-                "pad_id": layout["pad_id"],
-            },
-            "inputs": list(INPUTS),
-            "output": OUTPUT,
-            "opset": OPSET,
-            "optimized": optimize,
-            "files": entries,
-            "exported_with": versions,
-            "export_seconds": round(time.monotonic() - started, 2),
-            "exported_at": time.time(),
-        }
+        graphs, versions = _make_graphs(layout, work, quantize, optimize)
+        entries = _publish(graphs, work, out_dir)
+        sidecar = {**_description(layout, model_path), "optimized": optimize, "files": entries,
+                   "int8_recipe": INT8_RECIPE if quantize else None,
+                   "exported_with": versions, "export_seconds": round(time.monotonic() - started, 2),
+                   "exported_at": time.time()}
         atomic_write_bytes(out_dir / SIDECAR, json.dumps(sidecar, indent=2).encode())
-        keep = {e["file"] for entry in entries.values() for e in entry.values()}
-        for stale in out_dir.glob("encoder-*"):
-            if stale.name not in keep:
-                stale.unlink(missing_ok=True)
+        _drop_stale(out_dir, entries)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out_dir / entries["fp32"]["graph"]["file"]
+
+
+def _make_graphs(layout: dict, work: Path, quantize: bool, optimize: bool) -> tuple[dict[str, Path], dict]:
+    """The fp32 graph (and the int8 one) in ``work``, each in one file; and the library versions."""
+    raw = work / "raw.onnx"
+    versions = _trace(layout, raw)
+    graphs = {"fp32": work / "fp32.onnx"}
+    if optimize:
+        _optimize(raw, graphs["fp32"], layout)
+    else:
+        os.replace(raw, graphs["fp32"])
+    if quantize:
+        graphs["int8"] = work / "int8.onnx"
+        _quantize(graphs["fp32"], graphs["int8"])
+    return graphs, versions
+
+
+def _publish(graphs: dict[str, Path], work: Path, out_dir: Path) -> dict:
+    """Move each graph into ``out_dir`` as a structure file and a weights file under a fresh
+    name; returns the sidecar's ``files`` entries (name, sha256, size, stamp of each)."""
+    import secrets
+
+    token = secrets.token_hex(6)
+    entries = {}
+    for kind, inline in graphs.items():
+        graph, data = _split_weights(inline, work, f"encoder-{token}.{kind}")
+        entry = {}
+        # Weights first, graph after: a graph under its final name always finds its weights.
+        for role, path in (("data", data), ("graph", graph)):
+            os.chmod(path, new_file_mode())
+            fsync_file(path)
+            final = out_dir / path.name
+            os.replace(path, final)
+            stat = final.stat()
+            entry[role] = {"file": final.name, "sha256": sha256_file(final), "bytes": stat.st_size,
+                           "stamp": list(stamp(stat))}
+        entries[kind] = entry
+    fsync_dir(out_dir)
+    return entries
+
+
+def _description(layout: dict, model_path: Path) -> dict:
+    """What the sidecar says of the model and its tokenizer, for the encoder to reproduce."""
+    return {
+        "format": FORMAT,
+        "model_fingerprint": model_fingerprint(model_path),
+        "source": str(model_path),
+        "dim": layout["dim"],
+        "pooling": layout["pooling"],
+        "normalize": layout["normalize"],
+        "tokenizer": {
+            "file": layout["transformer"].relative_to(model_path).joinpath("tokenizer.json").as_posix(),
+            "max_length": layout["max_length"],  # word pieces, [CLS] and [SEP] included
+            "truncation": "longest_first",
+            "lowercase": layout["tokenizer_lowercase"],  # done by tokenizer.json's normaliser
+            "do_lower_case": layout["do_lower_case"],  # sentence-transformers lowercases first
+            "pad_id": layout["pad_id"],
+        },
+        "inputs": list(INPUTS),
+        "output": OUTPUT,
+        "opset": OPSET,
+    }
+
+
+def _drop_stale(out_dir: Path, entries: dict) -> None:
+    """Files of earlier exports (or of one a killed run left half-done): the sidecar no longer
+    names them, so no reader opens them from now on."""
+    keep = {e["file"] for entry in entries.values() for e in entry.values()}
+    for stale in out_dir.glob("encoder-*"):
+        if stale.name not in keep:
+            stale.unlink(missing_ok=True)
 
 
 def _split_weights(inline: Path, folder: Path, stem: str) -> tuple[Path, Path]:
@@ -298,7 +250,7 @@ def _optimize(source: Path, target: Path, layout: dict) -> None:
 
 
 def _quantize(source: Path, target: Path) -> None:
-    """int8 weights for every MatMul, per output channel; activations quantised on the fly."""
+    """int8 weights for the MatMuls, per output channel; activations quantised on the fly."""
     import logging
 
     import onnx
@@ -307,5 +259,20 @@ def _quantize(source: Path, target: Path) -> None:
     logging.getLogger("root").setLevel(logging.ERROR)
     # The fused Attention nodes are outside ONNX's shape inference; their outputs are float.
     quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
-                     op_types_to_quantize=["MatMul", "Attention"],
+                     op_types_to_quantize=["MatMul", "Attention"], nodes_to_exclude=_kept_fp32(source),
                      extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+
+
+def _kept_fp32(source: Path) -> list[str]:
+    """The feed-forward down-projections (intermediate -> hidden: more weight rows than columns)
+    of the first two layers. On x86 CPUs without VNNI (AVX2 only) ONNX Runtime's u8 x s8 kernel
+    sums pairs of products in saturating int16, and these two layers take the damage: kept in
+    fp32, all-MiniLM-L6-v2's worst cosine to fp32 on tests/test_onnx_embed.py's texts goes from
+    0.983 to 0.989 on such a CPU, for about 2% of int8 throughput."""
+    import onnx
+
+    graph = onnx.load(str(source), load_external_data=False).graph
+    dims = {t.name: tuple(t.dims) for t in graph.initializer}
+    down = [node.name for node in graph.node if node.op_type == "MatMul"
+            and any(len(dims.get(name, ())) == 2 and dims[name][0] > dims[name][1] for name in node.input)]
+    return down[:2]  # graph order is layer order

@@ -18,6 +18,9 @@ SIDECAR = "encoder.json"
 FORMAT = 1
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT = "sentence_embedding"
+# How the int8 graph is made (onnx_export._quantize); an int8 graph of another recipe is not
+# used for passages, so the next `rq index` exports again. 2: two feed-forward MatMuls kept fp32.
+INT8_RECIPE = 2
 
 
 def read_sidecar(export_dir: Path) -> dict | None:

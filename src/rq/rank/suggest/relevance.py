@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rq.rank.scorers import centroid_scores, contrast_scores, maxsim_scores
-from rq.rank.svm import DEFAULT_SVM_C, svm_scores
+from rq.rank.suggest.scorers import centroid_scores, contrast_scores, maxsim_scores
+from rq.rank.suggest.svm import DEFAULT_SVM_C, svm_scores
 from rq.settings import RECOMMEND_METHODS
 
 

@@ -1,9 +1,9 @@
 """An audit of a queue's sections against its topic clusters. Suggestions only; nothing is moved.
 
-Numpy arrays in, the dataclasses of rq.rank.findings out; nothing here embeds, reads the
+Numpy arrays in, the dataclasses of rq.rank.topics.findings out; nothing here embeds, reads the
 queue or prints. Vectors are expected to be unit length and made WITHOUT section names in
 the text: the sections are what the audit judges, so they must not leak into the evidence.
-What a section is: see rq.rank.sections.
+What a section is: see rq.rank.topics.sections.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Sequence
 
 import numpy as np
 
-from rq.rank.clusters import cluster_count
-from rq.rank.findings import (
+from rq.rank.cosine import unit_rows
+from rq.rank.topics.clusters import cluster_count
+from rq.rank.topics.findings import (
     Audit,
     ClusterInfo,
     Destination,
@@ -26,13 +27,12 @@ from rq.rank.findings import (
     SectionRow,
     ThinSection,
 )
-from rq.rank.headings import format_reason
-from rq.rank.normalise import unit_rows
-from rq.rank.sections import SectionView, has_subheadings
+from rq.rank.topics.headings import format_reason
+from rq.rank.topics.sections import SectionView, has_subheadings
 
 # Audit thresholds, on cosine similarity of unit vectors (all-MiniLM-L6-v2 scale).
 # Chosen with benchmarks/bench_clusters.py (planted misfiled items) and the
-# embedded default queue; see rq.rank.sections for what a section is.
+# embedded default queue; see rq.rank.topics.sections for what a section is.
 MISFILED_MARGIN = 0.12  # own-section fit must lose to another section by this much
 OVERLAP_SHARE = 0.3  # two sections overlap when this share of their items sit closer to the other
 OVERLAP_MIN_ITEMS = 2
@@ -55,7 +55,7 @@ def audit(vectors: np.ndarray, labels, section_paths: Sequence[tuple[str, ...]],
     """Hold the clusters against the queue's sections. Suggestions only; nothing is moved.
 
     ``heading_vectors`` maps a section path to the embedding of ``heading_text(path)``
-    (rq.rank.headings); sections without one get no heading-based suggestions. ``names``
+    (rq.rank.topics.headings); sections without one get no heading-based suggestions. ``names``
     (from name_clusters) label the clusters in the result.
     """
     x = unit_rows(vectors)

@@ -58,7 +58,7 @@ def _naming_texts(lib: ReadSession) -> list[str]:
 def _heading_vectors(lib: ReadSession) -> dict[tuple, np.ndarray]:
     from rq.index.chunk import passage_hash
     from rq.index.encoders.cache import vectors_key
-    from rq.rank.headings import heading_text
+    from rq.rank.topics.headings import heading_text
 
     paths = [s.path for s in lib.queue.sections]
     texts = {p: heading_text(p) for p in paths if heading_text(p)}
@@ -75,9 +75,9 @@ def _heading_vectors(lib: ReadSession) -> dict[tuple, np.ndarray]:
 
 def cluster_report(settings: Settings, k: int | str = "auto", method: str | None = None,
                    embedder=None) -> TopicReport:
-    from rq.rank.audit import audit
-    from rq.rank.clusters import DEFAULT_METHOD, cluster
-    from rq.rank.naming import name_clusters
+    from rq.rank.topics.audit import audit
+    from rq.rank.topics.clusters import DEFAULT_METHOD, cluster
+    from rq.rank.topics.naming import name_clusters
 
     notices: list[str] = []
     lib = ReadSession(settings, notices, embedder)
@@ -96,9 +96,9 @@ def cluster_report(settings: Settings, k: int | str = "auto", method: str | None
 
 def write_collection_map(settings: Settings, out: Path, color_by: str = "section", k: int | str = "auto",
                          embedder=None) -> dict:
-    from rq.rank.clusters import DEFAULT_METHOD, cluster
-    from rq.rank.mapview import project, write_map
-    from rq.rank.naming import name_clusters
+    from rq.rank.topics.clusters import DEFAULT_METHOD, cluster
+    from rq.rank.topics.mapview import project, write_map
+    from rq.rank.topics.naming import name_clusters
 
     if color_by not in ("section", "cluster"):
         raise UsageError("--color takes section or cluster")

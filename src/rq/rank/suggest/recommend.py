@@ -3,15 +3,15 @@
 Everything here is numpy in, numpy out: rows of ``vectors`` are resources (unit
 float32 vectors, one per resource), and masks say which rows were read and which
 may be suggested. The read rows are the reader's positive examples; a scorer
-turns them into a relevance for every row (rq.rank.relevance):
+turns them into a relevance for every row (rq.rank.suggest.relevance):
 
 - ``centroid``: cosine to the (recency-weighted) mean of the read vectors;
 - ``maxsim``: the best (recency-weighted) cosine to any single read vector;
 - ``contrast``: cosine to the read mean minus the mean of all other rows
   (Rocchio's positive-minus-negative direction); it is what a class-balanced
-  linear SVM tends to as its C goes to 0, without the solver (rq.rank.scorers);
+  linear SVM tends to as its C goes to 0, without the solver (rq.rank.suggest.scorers);
 - ``svm``: an exemplar linear SVM trained per request, read rows positive and
-  every other row negative (the arxiv-sanity-lite recipe on embeddings; rq.rank.svm);
+  every other row negative (the arxiv-sanity-lite recipe on embeddings; rq.rank.suggest.svm);
 - blends such as ``"svm+maxsim"``: the sum of each part's z-scores over the
   candidates, so parts on different scales weigh the same.
 
@@ -19,7 +19,7 @@ The most relevant rows are then re-ranked by maximal marginal relevance whose
 redundancy term only counts cosines above a floor, so the first suggestions are
 not near-copies of one another, yet are not spread over unrelated topics either.
 Each suggestion names the read resources most similar to it. With nothing read,
-the suggestions are the rows most central to the largest topic (rq.rank.centrality),
+the suggestions are the rows most central to the largest topic (rq.rank.suggest.centrality),
 flagged as such. The defaults were chosen on six real reading lists with their
 sections as hidden labels (benchmarks/bench_recommend.py).
 """
@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rq.rank.centrality import central_scores
-from rq.rank.relevance import parse_method, score
-from rq.rank.svm import DEFAULT_SVM_C
+from rq.rank.suggest.centrality import central_scores
+from rq.rank.suggest.relevance import parse_method, score
+from rq.rank.suggest.svm import DEFAULT_SVM_C
 
 # Chosen on six real reading lists (benchmarks/bench_recommend.py): the SVM ranks best.
 # At lambda <= 0.5 an exact copy of a suggestion sinks below every distinct relevant
@@ -127,17 +127,6 @@ def related(vectors: np.ndarray, query: np.ndarray, exclude: int | None = None,
         sims[exclude] = -np.inf
     rows = _top(sims, min(k, len(sims) - (exclude is not None)))
     return rows, sims[rows]
-
-
-def best_pair(a: np.ndarray, b: np.ndarray) -> tuple[int, int, float]:
-    """The most similar pair of passages between two resources: (row of a, row of b, cosine)."""
-    a = np.asarray(a, dtype=np.float32)
-    b = np.asarray(b, dtype=np.float32)
-    if a.ndim != 2 or b.ndim != 2 or not len(a) or not len(b) or a.shape[1] != b.shape[1]:
-        raise ValueError(f"best_pair needs two non-empty (n, d) arrays, got {a.shape} and {b.shape}")
-    sims = a @ b.T
-    i, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
-    return int(i), int(j), float(sims[i, j])
 
 
 # --------------------------------------------------------------------------- diversity, reasons

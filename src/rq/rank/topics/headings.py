@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
-from rq.rank.naming import NAMING_STOPWORDS, TOPICLESS
+from rq.rank.topics.naming import NAMING_STOPWORDS, TOPICLESS
 from rq.words import content_words, words
 
 LEXICAL_COMMON = 0.25  # a word in more than this share of titles is no evidence ("ml", "learning")

@@ -2,14 +2,14 @@
 
 ``vectors`` are unit float32 rows, ``read`` a boolean mask of the read rows and
 ``weights`` one weight per read row (largest 1). Each scorer returns a float64 relevance
-for every row; the SVM, which needs a solver, is in rq.rank.svm.
+for every row; the SVM, which needs a solver, is in rq.rank.suggest.svm.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from rq.rank.normalise import unit
+from rq.rank.cosine import unit
 
 
 def centroid_scores(vectors: np.ndarray, read: np.ndarray, weights: np.ndarray) -> np.ndarray:

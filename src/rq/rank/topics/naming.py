@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rq.rank.clusters import cluster_count
+from rq.rank.topics.clusters import cluster_count
 from rq.words import STOPWORDS, words
 
 # Besides rq's stopwords (rq.words), words that say nothing about a topic in a reading list.

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rq.errors import UsageError
-from rq.rank.normalise import unit_rows
+from rq.rank.cosine import unit_rows
 
 METHODS = ("ward", "average", "kmeans", "hdbscan")
 DEFAULT_METHOD = "ward"

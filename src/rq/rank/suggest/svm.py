@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rq.rank.scorers import centroid_scores
+from rq.rank.suggest.scorers import centroid_scores
 
 DEFAULT_SVM_C = 0.1  # chosen on six real reading lists (benchmarks/bench_recommend.py)
 

@@ -64,7 +64,7 @@ class Answer:
 
 
 def next_reads(settings: Settings, n: int = 5, section: str | None = None, embedder=None) -> Answer:
-    from rq.rank.recommend import rank_next, recency_weights
+    from rq.rank.suggest.recommend import rank_next, recency_weights
 
     if n < 1:
         raise UsageError("-n must be at least 1")
@@ -103,7 +103,7 @@ _ID_LIKE = re.compile(r"^(?=.*\d)[0-9a-f]{6,40}$")
 
 
 def related_to(settings: Settings, ref: str, n: int = 5, as_text: bool = False, embedder=None) -> Answer:
-    from rq.rank.recommend import related
+    from rq.rank.suggest.recommend import related
 
     if not ref.strip():
         raise UsageError("give a resource id, a URL from the queue, or some text")

@@ -13,9 +13,9 @@ from typing import Sequence
 
 import numpy as np
 
-from rq.rank.findings import ItemRef
-from rq.rank.headings import common_stems, heading_text, lexical_match
-from rq.rank.normalise import unit
+from rq.rank.cosine import unit
+from rq.rank.topics.findings import ItemRef
+from rq.rank.topics.headings import common_stems, heading_text, lexical_match
 
 LEXICAL_WEIGHT = 0.2  # bonus for heading words (or their acronym) found in a title
 
