@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 from pathlib import Path
+from typing import Sequence
 
-from rq.errors import RqError
+from rq.errors import ArchiveError, RqError
 
 # Names under which the bundled model is known; both spellings give the same model id.
 BUNDLED = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
@@ -66,3 +67,26 @@ def model_id_for(name: str) -> str:
     """The key caches and indexes carry for model ``name`` (name plus fingerprint), without loading it."""
     canonical = BUNDLED_NAME if name in BUNDLED else name
     return f"{canonical}@{model_fingerprint(resolve_model(name))}"
+
+
+def load_tokenizer(path: Path, max_length: int | None = None):
+    """The model's fast tokenizer (tokenizers only, no torch), without padding, truncating at
+    ``max_length`` word pieces when given. tokenizer.json may carry its own truncation and fixed
+    padding (128 for all-MiniLM-L6-v2); sentence-transformers overrides both, and so do we."""
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises its own Exception type
+        raise ArchiveError(f"{path}: cannot load the tokenizer ({exc})") from None
+    tokenizer.no_padding()
+    if max_length:
+        tokenizer.enable_truncation(max_length, strategy="longest_first")
+    else:
+        tokenizer.no_truncation()
+    return tokenizer
+
+
+def piece_counts(tokenizer, texts: Sequence[str]) -> list[int]:
+    """Word pieces per text, special tokens excluded: what rq.index.chunk measures passages by."""
+    return [len(e.ids) for e in tokenizer.encode_batch(list(texts), add_special_tokens=False)]

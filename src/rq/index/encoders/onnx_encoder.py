@@ -18,10 +18,18 @@ from rq.errors import ArchiveError, RqError
 from rq.index.encoders.model import (
     BUNDLED,
     BUNDLED_NAME,
+    load_tokenizer,
     model_fingerprint,
+    piece_counts,
     resolve_model,
 )
-from rq.index.encoders.sidecar import INT8_RECIPE, OUTPUT, read_sidecar, sha256_file, stamp
+from rq.index.encoders.sidecar import (
+    INT8_RECIPE,
+    OUTPUT,
+    read_sidecar,
+    sha256_file,
+    stamp,
+)
 from rq.index.threads import usable_cpus
 
 Progress = Callable[[int, int], None]
@@ -100,11 +108,10 @@ class OnnxEmbedder:
         return self._max_length - 2
 
     def count_pieces(self, texts: Sequence[str]) -> list[int]:
-        """Word pieces per text, special tokens excluded (rq.index.encoders.torch_encoder.Embedder counts the same way)."""
+        """Word pieces per text, special tokens excluded (as the torch encoder counts them)."""
         if self._counter is None:
-            self._counter = self._load_tokenizer(truncate=False)
-        encodings = self._counter.encode_batch(list(texts), add_special_tokens=False)
-        return [len(e.ids) for e in encodings]
+            self._counter = load_tokenizer(self._tokenizer_file)
+        return piece_counts(self._counter, texts)
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None,
                progress: Progress | None = None) -> np.ndarray:
@@ -136,25 +143,9 @@ class OnnxEmbedder:
 
     # -- internals
 
-    def _load_tokenizer(self, truncate: bool):
-        from tokenizers import Tokenizer
-
-        try:
-            tokenizer = Tokenizer.from_file(str(self._tokenizer_file))
-        except Exception as exc:  # tokenizers raises its own Exception type
-            raise ArchiveError(f"{self._tokenizer_file}: cannot load the tokenizer ({exc})") from None
-        # tokenizer.json may carry its own truncation and fixed padding (128 for all-MiniLM-L6-v2);
-        # sentence-transformers overrides both, and so do we.
-        tokenizer.no_padding()
-        if truncate:
-            tokenizer.enable_truncation(self._max_length, strategy="longest_first")
-        else:
-            tokenizer.no_truncation()
-        return tokenizer
-
     def _tokenize(self, texts: list[str]):
         if self._tokenizer is None:
-            self._tokenizer = self._load_tokenizer(truncate=True)
+            self._tokenizer = load_tokenizer(self._tokenizer_file, self._max_length)
         texts = [t.strip() for t in texts]
         if self._lower:
             texts = [t.lower() for t in texts]

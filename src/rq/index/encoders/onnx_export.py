@@ -24,9 +24,9 @@ from rq.files import atomic_write_bytes, fsync_dir, fsync_file, new_file_mode
 from rq.index.encoders.layout import model_layout
 from rq.index.encoders.model import model_fingerprint
 from rq.index.encoders.sidecar import (
-    INT8_RECIPE,
     FORMAT,
     INPUTS,
+    INT8_RECIPE,
     OUTPUT,
     SIDECAR,
     sha256_file,

@@ -16,7 +16,9 @@ from rq.errors import RqError
 from rq.index.encoders.model import (
     BUNDLED,
     BUNDLED_NAME,
+    load_tokenizer,
     model_fingerprint,
+    piece_counts,
     resolve_model,
 )
 from rq.index.threads import usable_cpus
@@ -88,14 +90,8 @@ class Embedder:
     def count_pieces(self, texts: Sequence[str]) -> list[int]:
         """Word pieces per text, special tokens excluded; uses only the fast tokenizer (no torch)."""
         if self._tokenizer is None:
-            from tokenizers import Tokenizer
-
-            tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
-            tokenizer.no_truncation()
-            tokenizer.no_padding()
-            self._tokenizer = tokenizer
-        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [len(e.ids) for e in encodings]
+            self._tokenizer = load_tokenizer(self.path / "tokenizer.json")
+        return piece_counts(self._tokenizer, texts)
 
     def encode(self, texts: Sequence[str], batch_size: int | None = None,
                progress: Progress | None = None) -> np.ndarray:
