@@ -70,7 +70,7 @@ class Settings:
     # onnx: queries and passages through ONNX Runtime (no torch in a search; the model is
     # exported once per machine); torch: sentence-transformers for both, the exact and slower path.
     embed_backend: str = "onnx"
-    # Passages on the onnx backend: int8 is 2.5x torch's throughput for -0.002 nDCG@10 on
+    # Passages on the onnx backend: int8 is 1.5-2.5x torch's throughput (by CPU) for -0.003 nDCG@10 on
     # SciFact (benchmarks/RESULTS.md); fp32 gives vectors equal to torch's.
     embed_bulk: str = "int8"
     vector_index: str = "auto"  # auto | flat | hnsw

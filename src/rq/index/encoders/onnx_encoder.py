@@ -3,7 +3,7 @@
 An ``OnnxEmbedder`` loads an export made by rq.index.encoders.onnx_export: numpy,
 onnxruntime and tokenizers only (about 0.1 s of imports, against 4-5 s for torch and
 sentence-transformers). Queries always go through the fp32 graph; ``bulk`` picks the
-graph for many texts ("int8": 2.5x torch's throughput for -0.002 nDCG@10 on SciFact).
+graph for many texts ("int8": 1.5-2.5x torch's throughput, by CPU, for -0.003 nDCG@10 on SciFact).
 Every file is checked against the export's sidecar before it is used.
 """
 
