@@ -110,3 +110,11 @@ def test_the_sample_config_names_every_setting_and_its_choices():
         if isinstance(rule, Choice):
             line = next(line for line in sample.splitlines() if line.startswith(f"# {f.name} = "))
             assert all(value in line for value in rule.values), line
+
+
+def test_a_chunk_size_below_the_default_overlap_is_caught_and_blamed_on_its_source():
+    with pytest.raises(ConfigError, match="chunk_overlap_words: cannot use 32 .*chunk_words, 16; "
+                                          "from environment variable RQ_CHUNK_WORDS"):
+        load_settings(env={"RQ_CHUNK_WORDS": "16"}, cwd=Path("/nonexistent"))
+    assert load_settings(env={"RQ_CHUNK_WORDS": "64", "RQ_CHUNK_OVERLAP_WORDS": "10"},
+                         cwd=Path("/nonexistent")).chunk_overlap_words == 10

@@ -88,6 +88,7 @@ class Settings:
     def __post_init__(self) -> None:
         for name in _FIELDS:
             _check(name, getattr(self, name), "Settings()")
+        _check_pair(self.__dict__, {})
 
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
@@ -166,11 +167,11 @@ def _check(name: str, value: Any, source: str) -> None:
 
 
 def _check_pair(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
-    """Rules between two settings."""
-    words, overlap = values.get("chunk_words", Settings.chunk_words), values.get("chunk_overlap_words", 0)
+    """Rules between two settings; ``values`` holds every setting, defaults included."""
+    words, overlap = values["chunk_words"], values["chunk_overlap_words"]
     if overlap >= words:
         raise _problem("chunk_overlap_words", overlap, f"less than chunk_words, {words}",
-                       sources.get("chunk_overlap_words", "the defaults"))
+                       sources.get("chunk_overlap_words", sources.get("chunk_words", "Settings()")))
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -265,5 +266,5 @@ def load_settings(
         values[name], sources[name] = _coerce(name, raw, source), source
     for name, value in values.items():
         _check(name, value, sources[name])
-    _check_pair(values, sources)
+    _check_pair({name: values.get(name, f.default) for name, f in _FIELDS.items()}, sources)
     return Settings(**values)

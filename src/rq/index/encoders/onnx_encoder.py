@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from rq.errors import ArchiveError, RqError
+from rq.index.encoders.batches import encode_in_batches
 from rq.index.encoders.model import (
     BUNDLED,
     BUNDLED_NAME,
@@ -123,18 +124,9 @@ class OnnxEmbedder:
         session = self._session(self.bulk, self.threads)
         encodings = self._tokenize(texts)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
-        # Texts of similar length share a batch, so little compute goes to padding; longest
-        # first, so the run's peak memory shows in its first batch.
-        order = np.argsort(-lengths, kind="stable")
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        done = 0
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            out[idx] = self._run(session, [encodings[i] for i in idx])
-            done += len(idx)
-            if progress is not None:
-                progress(done, len(texts))
-        return out
+        order = np.argsort(-lengths, kind="stable")  # longest first
+        return encode_in_batches(order, batch_size, self.dim,
+                                 lambda idx: self._run(session, [encodings[i] for i in idx]), progress)
 
     def encode_query(self, text: str) -> np.ndarray:
         """One query's vector, shape (dim,), through the fp32 graph on ``query_threads`` threads."""

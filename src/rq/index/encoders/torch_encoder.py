@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from rq.errors import RqError
+from rq.index.encoders.batches import encode_in_batches
 from rq.index.encoders.model import (
     BUNDLED,
     BUNDLED_NAME,
@@ -106,25 +107,10 @@ class Embedder:
             if progress is not None:
                 progress(1, 1)
             return vector
-        # Batching texts of similar length wastes little compute on padding; longest first
-        # so the peak memory of a run shows in its first batch.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        done = 0
-        for start in range(0, len(texts), batch_size):
-            idx = order[start : start + batch_size]
-            vectors = model.encode(
-                [texts[i] for i in idx],
-                batch_size=len(idx),
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-            )
-            out[idx] = vectors
-            done += len(idx)
-            if progress is not None:
-                progress(done, len(texts))
-        return out
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # longest first
+        return encode_in_batches(order, batch_size, self.dim, lambda idx: model.encode(
+            [texts[i] for i in idx], batch_size=len(idx), convert_to_numpy=True, normalize_embeddings=True,
+            show_progress_bar=False), progress)
 
     def _encode_one(self, text: str) -> np.ndarray:
         """A single short text on one thread: splitting a ten-token forward pass across
