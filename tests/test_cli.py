@@ -144,12 +144,12 @@ def test_a_bad_setting_is_one_line_and_exit_2_before_any_work(env, name, tmp_pat
     assert not index.exists()  # refused before anything was built or written
     as_json = rq("ls", "--json", "--index", index, env_extra={**env, "XDG_DATA_HOME": str(tmp_path)})
     assert as_json.returncode == 2
-    assert json.loads(as_json.stdout) == {"error": lines[0].removeprefix("rq: "), "exit_code": 2}
+    assert json.loads(as_json.stdout) == {"error": {"code": 2, "message": lines[0].removeprefix("rq: ")}}
 
 
 def test_usage_errors_with_json_still_print_json(tmp_path):
     proc = rq("ls", "--json", "--bogus", env_extra={"XDG_DATA_HOME": str(tmp_path)})
     assert proc.returncode == 2 and "No such option: --bogus" in proc.stderr
-    assert json.loads(proc.stdout)["exit_code"] == 2
+    assert json.loads(proc.stdout)["error"]["code"] == 2
     proc = rq("show", "zzzz", "--json", env_extra={"XDG_DATA_HOME": str(tmp_path)})
-    assert proc.returncode == 1 and "no resource with id" in json.loads(proc.stdout)["error"]
+    assert proc.returncode == 1 and "no resource with id" in json.loads(proc.stdout)["error"]["message"]

@@ -16,6 +16,7 @@ import re
 
 # A token: letters/digits, optionally joined by _ . - ' into one identifier.
 TOKEN = re.compile(r"\w+(?:[._\-']\w+)*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # A plain word: letters and digits only (underscores split words, as in snake_case names).
 WORD = re.compile(r"[^\W_]+")
 
@@ -39,6 +40,12 @@ STOPWORDS = frozenset("""
     shouldn't wasn't weren't won't wouldn't
     it's she's that'll should've you'd you'll you're you've
 """.split())
+
+
+def scrub(text: str) -> str:
+    """Text that came from outside, safe to store, tokenize and print: bytes that were not UTF-8
+    (which Python carries as lone surrogates, e.g. in command-line arguments) become U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def tokens(text: str) -> list[str]:

@@ -12,7 +12,7 @@ import sys
 import typer
 
 from rq.cli import browse, collect, find, mark, topics
-from rq.cli.output import emit_json, one_line, stderr, stdout
+from rq.cli.output import report_failure, stdout
 
 app = typer.Typer(
     help="Search and mine a Markdown reading queue.\n\nExample: rq search \"real-time recsys\"",
@@ -73,9 +73,7 @@ def _ended_by(exc: Exception, as_json: bool) -> int:
 
 
 def _fail(message: str, code: int, as_json: bool) -> int:
-    stderr().print(f"rq: {one_line(message)}")
-    if as_json:
-        emit_json({"error": one_line(message), "exit_code": code})
+    report_failure(message, code, as_json)
     return code
 
 

@@ -79,7 +79,7 @@ def show(
     resource: Annotated[str, typer.Argument(help="Resource id (or a unique prefix of one), or its URL.")],
     queue: QueueOpt = None,
     index: IndexOpt = None,
-    chars: Annotated[int, typer.Option("--chars", help="How much of the extracted text to show.")] = 800,
+    chars: Annotated[int, typer.Option("--chars", min=0, help="How much of the extracted text to show.")] = 800,
     json_out: JsonOpt = False,
 ) -> None:
     """One resource: where it sits in the queue, its extracted text's head and its fetch history.

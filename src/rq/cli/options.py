@@ -8,7 +8,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from rq.cli.output import emit_json, one_line, stderr
+from rq.cli.output import report_failure
 from rq.errors import RqError
 
 QueueOpt = Annotated[Optional[Path], typer.Option(
@@ -26,10 +26,8 @@ def settings_from(**flags: Any):
 
 
 def fail(message: str, code: int, as_json: bool) -> None:
-    """Report a failure as one line on stderr (and as JSON on stdout with --json), then exit."""
-    stderr().print(f"rq: {one_line(message)}")
-    if as_json:
-        emit_json({"error": one_line(message), "exit_code": code})
+    """Report a failure (rq.cli.output.report_failure), then exit with ``code``."""
+    report_failure(message, code, as_json)
     raise typer.Exit(code)
 
 

@@ -12,14 +12,17 @@ import re
 import sys
 from typing import Any
 
+from rq.words import scrub
+
 # C0 controls but tab and newline, DEL, C1 controls, and the bidi embeddings, overrides and
 # isolates that can make a terminal show text in another order than it is.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 def plain(text: Any) -> str:
-    """``text`` as a string a terminal shows as it is: control characters become visible escapes."""
-    text = str(text)
+    """``text`` as a string a terminal shows as it is: control characters become visible escapes,
+    and bytes that were not UTF-8 (lone surrogates) the replacement character."""
+    text = scrub(str(text))
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
                         else f"\\u{ord(m.group()):04x}", text)
 
@@ -51,6 +54,14 @@ def say(message: str) -> None:
 def emit_json(data: Any) -> None:
     """The one way --json output is written."""
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def report_failure(message: str, code: int, as_json: bool) -> None:
+    """What ends a failed command: one line on stderr, and with --json one object on stdout too,
+    so that a script can always parse stdout."""
+    stderr().print(f"rq: {one_line(message)}")
+    if as_json:
+        emit_json({"error": {"code": code, "message": one_line(message)}})
 
 
 def state_mark(state: str | None) -> str:

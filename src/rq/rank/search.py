@@ -15,6 +15,7 @@ from rq.index.encoders.factory import make_embedder
 from rq.index.load import load_index
 from rq.rank.passages import display_passage, highlight_spans, query_terms
 from rq.settings import Settings
+from rq.words import scrub
 
 MODES = ("hybrid", "dense", "keyword")
 
@@ -76,6 +77,7 @@ def search(settings: Settings, query: str, k: int = 10, mode: str = "hybrid", fi
         raise UsageError(f"--mode {mode}: use one of {', '.join(MODES)}")
     if k < 1:
         raise UsageError("-k must be at least 1")
+    query = scrub(query)  # bytes that were not UTF-8 (a shell argument) reach the tokenizer as U+FFFD
     filters = filters or Filters()
     notices: list[str] = []
 

@@ -19,6 +19,7 @@ from rq.queue.resolve import resolve_resource
 from rq.queue.urls import is_web_url
 from rq.rank.session import PassagePair, ReadSession
 from rq.settings import Settings
+from rq.words import scrub
 
 
 @dataclass
@@ -99,12 +100,13 @@ def _suggestion(lib: ReadSession, rank: int, row: int, score: float) -> Suggesti
     return Suggestion(rank, r.id, r.short_id, r.title, r.section, r.url, r.state, round(float(score), 4))
 
 
-_ID_LIKE = re.compile(r"^(?=.*\d)[0-9a-f]{6,40}$")
+_HEX = re.compile(r"[0-9a-f]{1,40}")
 
 
 def related_to(settings: Settings, ref: str, n: int = 5, as_text: bool = False, embedder=None) -> Answer:
     from rq.rank.suggest.recommend import related
 
+    ref = scrub(ref)  # bytes that were not UTF-8 (a shell argument) become U+FFFD
     if not ref.strip():
         raise UsageError("give a resource id, a URL from the queue, or some text")
     if n < 1:
@@ -132,16 +134,21 @@ def related_to(settings: Settings, ref: str, n: int = 5, as_text: bool = False, 
 
 
 def _resource_or_none(queue: Queue, ref: str) -> Resource | None:
-    """An id, prefix or queue URL names a resource; anything else is free text."""
+    """A URL or anything that looks like an id names a resource, and must name exactly one (the
+    error `rq show` gives otherwise); anything else is free text."""
     text = ref.strip()
-    if is_web_url(text):
-        return resolve_resource(queue, text)  # raises a clear NotFoundError when it is not in the queue
-    prefix = text.lower()
-    if len(prefix) >= 3 and any(r.id.startswith(prefix) for r in queue.resources):
-        return resolve_resource(queue, prefix)  # one match, or a clear "ambiguous" error
-    if _ID_LIKE.match(prefix):
-        raise NotFoundError(f"no resource with id {text!r} (see `rq ls`; use --text to search for it as text)")
-    return None
+    if not (is_web_url(text) or _looks_like_id(text)):
+        return None
+    try:
+        return resolve_resource(queue, text)
+    except (NotFoundError, UsageError) as exc:
+        raise type(exc)(f"{exc}; to use it as text instead, pass --text") from None
+
+
+def _looks_like_id(text: str) -> bool:
+    """Hex digits only, and either a digit among them or six or more: "8", "5127f8a9" and
+    "deadbeef" are ids; "cafe" and "bad" are words."""
+    return bool(_HEX.fullmatch(text.lower())) and (any(c.isdigit() for c in text) or len(text) >= 6)
 
 
 def _text_pair(lib: ReadSession, resource_id: str, text: str, query: np.ndarray) -> PassagePair | None:
