@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from rq.archive.schema import SCHEMA_VERSION
 from rq.queue.ids import resource_id
 from support.http import static
 from support.queues import write_queue
@@ -118,7 +119,7 @@ def test_an_archive_with_eight_digit_ids_is_upgraded_with_every_row_kept(library
     assert {r["fetch"] for r in listing} == {"archived"}  # every document found under its new id
     conn = sqlite3.connect(index / "archive.sqlite")
     try:
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
         assert conn.execute("SELECT resource_id FROM read_events").fetchall() == [(resource_id(urls[2]),)]
         assert conn.execute("SELECT COUNT(*) FROM fetches WHERE length(resource_id) != 40").fetchone()[0] == 0
     finally:

@@ -153,3 +153,18 @@ def test_usage_errors_with_json_still_print_json(tmp_path):
     assert json.loads(proc.stdout)["error"]["code"] == 2
     proc = rq("show", "zzzz", "--json", env_extra={"XDG_DATA_HOME": str(tmp_path)})
     assert proc.returncode == 1 and "no resource with id" in json.loads(proc.stdout)["error"]["message"]
+
+
+def test_ingest_says_which_pages_were_cut_to_the_passage_cap(tmp_path, http_server):
+    import re
+
+    sentence = "Long reads about feature pipelines keep going well past what anyone searches for."
+    paragraphs = [f"Part {i}. {sentence}" for i in range(40)]
+    url = http_server.route("/cli/long-read", static(page("Long read", *paragraphs, nav="", footer=None)))
+    queue = tmp_path / "reading.md"
+    queue.write_text(f"# Reading\n\n## Long\n* [ ] [Long read]({url})\n")
+    proc = rq("ingest", "--queue", queue, "--index", tmp_path / "ix", env_extra={
+        "RQ_ALLOW_PRIVATE": "1", "RQ_FETCH_HOST_DELAY": "0", "RQ_MAX_PASSAGES_PER_RESOURCE": "2"})
+    assert proc.returncode == 0, proc.stderr
+    line = r"^cut to 2 passages: Long read \([0-9a-f]{4,}, (about )?[3-9] in all\)$"
+    assert re.search(line, proc.stderr, re.M), proc.stderr

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -207,6 +209,31 @@ def test_png_is_not_text():
         result = extract(PNG_BYTES, content_type, "https://x.example/i.png", SETTINGS)
         assert result.kind == "unsupported"
         assert result.problem == "not_text" and result.text == "" and result.detail
+
+
+NOISE = random.Random(12).randbytes(85_000)
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (NOISE, "text/html"),  # noise with NULs, served as a page
+    (NOISE, "text/plain; charset=utf-8"),
+    (NOISE.replace(b"\x00", b""), "text/html; charset=utf-8"),  # no NULs: the control bytes give it away
+    (codecs.BOM_UTF16_LE + NOISE, "text/html"),  # a BOM lets it past the byte sniffing; decoding tells
+    (NOISE, "text/html; charset=utf-16"),  # a declared UTF-16 is allowed its NULs; decoding tells
+])
+def test_binary_served_as_text_is_not_text_and_no_garbage_is_kept(body, content_type):
+    result = extract(body, content_type, "https://x.example/page", SETTINGS)
+    assert result.problem == "not_text" and result.text == ""
+    assert "binary" in result.detail
+
+
+def test_text_with_a_few_broken_bytes_or_icon_glyphs_is_still_text():
+    words = "Vector search shrinks embeddings with product quantisation. " * 40
+    broken = ("<html><body><p>" + words + "</p></body></html>").encode() + b"\xff\xfe\x00\x01" * 3
+    icons = ("<html><body><p>\uf0c9 Menu \uf002 Search</p><p>" + words + "</p></body></html>").encode()
+    for body in (broken, icons):
+        result = extract(body, "text/html; charset=utf-8", "https://x.example/page", SETTINGS)
+        assert result.problem is None and "product quantisation" in result.text
 
 
 # ---------------------------------------------------------------------------

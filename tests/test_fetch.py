@@ -576,3 +576,21 @@ def test_closing_fetch_all_early_cancels_the_rest(http_server):
 
 def test_fetch_all_of_nothing():
     assert list(fetch_all([], fast())) == []
+
+
+def test_a_request_added_while_fetch_all_runs_goes_ahead_of_its_hosts_waiting_links(http_server):
+    urls = [http_server.route(f"/f/a-{i}", static(b"page")) for i in range(5)]
+    follow_up = http_server.route("/f/a-follow-up", static(b"extra"))
+    added: list[FetchRequest] = []
+    order = []
+    for result in fetch_all([FetchRequest(u) for u in urls], fast(fetch_per_host=1, fetch_concurrency=1),
+                            added=added):
+        order.append(result.request.url)
+        if result.request.url == urls[0]:
+            added.append(FetchRequest(follow_up, key="follow-up"))
+    assert order == [urls[0], follow_up, *urls[1:]]  # one result per request, the follow-up included
+
+
+def test_a_refused_private_address_names_the_flag_that_allows_it(http_server):
+    r = fetch_one(FetchRequest(http_server.route("/f/hint", static(b"x"))), Settings(fetch_host_delay=0))
+    assert r.reason == "blocked" and "pass --allow-private, or list the host in allow_hosts" in r.detail

@@ -3,13 +3,14 @@
 import hashlib
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
-from support.http import closed_port, static
+from support.http import FixtureServer, closed_port, static
 from support.queues import write_queue as _write_queue
-from support.routes import CatchAll, page, redirect, wrong_turn
+from support.routes import CatchAll, page, redirect, slow, wrong_turn
 from rq.archive.marks import mark
 from rq.report.health import health_report
 from rq.ingest.pipeline import ingest
@@ -91,6 +92,63 @@ def test_soft_404s_are_failed_links_with_their_signal_and_real_pages_are_not(tmp
     by_title = {v.title: v for v in items}
     assert (by_title["sibling"].fetch, by_title["sibling"].reason) == ("failed", "soft_404")
     assert summarize(location, parsed, items)["failed_by_reason"] == {"soft_404": 3}
+
+
+@pytest.fixture
+def hosts_whose_probe_hangs():
+    """Five hosts (127.0.0.2-6: rq counts politeness per host name) serving a real article, and
+    hanging on any made-up address next to it."""
+    servers = [FixtureServer(host=f"127.0.0.{i + 2}").start() for i in range(5)]
+    for i, server in enumerate(servers):
+        server.routes = CatchAll("/notes/rq-missing-", slow(30, static(b"late")), server.routes)
+        server.route("/notes/article", static(page(f"Article {i}", LONG)))
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def test_hanging_probes_of_many_hosts_cost_one_timeout_not_one_each(tmp_path, hosts_whose_probe_hangs):
+    timeout = 3.0
+    items = [(f"article {i}", s.url("/notes/article"), False) for i, s in enumerate(hosts_whose_probe_hangs)]
+    settings = Settings(queue=write_queue(tmp_path / "q.md", items), index=tmp_path / "ix",
+                        **{**FAST, "read_timeout": timeout, "total_timeout": timeout, "retries": 0})
+    started = time.monotonic()
+    summary = ingest(settings)
+    elapsed = time.monotonic() - started
+    assert (summary.fetched, dict(summary.failed)) == (5, {})  # no sibling answer: the pages stand
+    assert elapsed < 3 * timeout, f"{elapsed:.1f}s: the probes ran one after another (5 x {timeout:g}s)"
+    for server in hosts_whose_probe_hangs:
+        probes = [p for p in server.hits if p.startswith("/notes/rq-missing-")]
+        assert len(probes) == 1 and server.hits[probes[0]] == 1  # one made-up address per host and run
+
+
+def test_pages_waiting_for_a_slow_probe_are_all_judged_by_it(tmp_path):
+    def catch_all(req):
+        if "/rq-missing-" in req.path:
+            time.sleep(0.5)  # the sibling answers after the site's pages (within the read timeout)
+        wrong_turn(req)
+
+    server = FixtureServer(host="127.0.0.7").start()
+    try:
+        server.routes = CatchAll("/kb/", catch_all, server.routes)
+        items = [(f"kb {i}", server.url(f"/kb/article-{i}"), False) for i in range(4)]
+        settings = Settings(queue=write_queue(tmp_path / "q.md", items), index=tmp_path / "ix", **FAST)
+        summary = ingest(settings)
+    finally:
+        server.stop()
+    assert summary.failed == {"soft_404": 4} and summary.fetched == 0
+    for _, url, _ in items:
+        assert last_fetch(settings, url)["detail"].startswith("sibling:")
+    assert sum(n for p, n in server.hits.items() if "/rq-missing-" in p) == 1
+
+
+def test_with_the_probe_off_no_made_up_address_is_asked(tmp_path, soft_site, http_server):
+    queue = write_queue(tmp_path / "q.md", [(name, url, False) for name, url in soft_site.items()])
+    before = sum(n for p, n in http_server.hits.items() if "/rq-missing-" in p)
+    summary = ingest(Settings(queue=queue, index=tmp_path / "ix", **FAST, probe_soft_404=False))
+    assert sum(n for p, n in http_server.hits.items() if "/rq-missing-" in p) == before
+    assert summary.failed == {"soft_404": 2}  # the page's own title and the home redirect still tell
+    assert summary.fetched == 3  # the catch-all page cannot be told from an article without the probe
 
 
 def test_an_honest_site_gets_no_soft_404_and_a_page_that_turned_soft_keeps_its_text(tmp_path, http_server):

@@ -106,3 +106,12 @@ def test_a_negative_chars_is_a_usage_error(hostile_queue):
                         "--index", index, "--json")
     assert code == 2 and "--chars" in err
     assert json.loads(out) == {"error": {"code": 2, "message": err.strip().removeprefix("rq: ")}}
+
+
+def test_highlighting_keeps_the_spaces_between_words():
+    from rq.cli.find import _highlighted
+
+    passage = f"Tomato growing is easy {ESC}c in spring"
+    shown = _highlighted("    ", passage, [(0, 6), (7, 14)])
+    assert shown.plain == "    Tomato growing is easy \\x1bc in spring"
+    assert [shown.plain[s.start:s.end] for s in shown.spans] == ["Tomato", "growing"]

@@ -1,5 +1,6 @@
 """Ingest end to end against a real HTTP server on 127.0.0.1 serving good and faulty routes."""
 
+import json
 import os
 import signal
 import sqlite3
@@ -13,9 +14,11 @@ import pytest
 from support.http import static
 from support.pdf import make_pdf
 from support.queues import write_queue as _write_queue
-from support.routes import fails_first, page, redirect, reset, slow
+from support.routes import fails_first, page, random_bytes, raw_status, redirect, reset, slow
 from rq.errors import ArchiveError
 from rq.ingest.pipeline import ingest
+from rq.report.health import health_report
+from rq.report.status import load_views, summarize
 from rq.settings import Settings
 from rq.archive.db import open_archive
 
@@ -204,3 +207,165 @@ def test_killed_ingest_resumes_with_nothing_lost_or_duplicated(tmp_path, http_se
         assert conn.execute("SELECT COUNT(DISTINCT resource_id) FROM documents").fetchone()[0] == n
         assert conn.execute("SELECT COUNT(*) FROM resources").fetchone()[0] == n
     assert not list(index.rglob(".rq-tmp-*"))
+
+
+# -- a failure caused by a setting is tried again once the setting changes ------------------------
+
+
+def test_a_link_refused_as_private_is_fetched_as_soon_as_private_addresses_are_allowed(tmp_path, http_server):
+    urls = {"internal": http_server.route("/policy/private", static(article("Internal wiki", LONG)))}
+    settings = Settings(queue=write_queue(tmp_path / "q.md", urls), index=tmp_path / "ix",
+                        **{**FAST, "allow_private": False})
+    first = ingest(settings)
+    assert first.failed == {"blocked": 1}
+    assert "pass --allow-private" in first.failures[0]["detail"] and "allow_hosts" in first.failures[0]["detail"]
+    assert ingest(settings).fresh == 1  # same settings: a refusal is not repeated within the window
+    allowed = ingest(settings.replace(allow_private=True))
+    assert (allowed.fetched, allowed.fresh, dict(allowed.failed)) == (1, 0, {})
+    _, docs = _last_fetch_by_title(settings)
+    assert "candidate retrieval stage" in docs["internal"]["text"]
+
+
+def test_a_link_over_the_size_cap_is_fetched_again_once_the_cap_is_raised(tmp_path, http_server):
+    urls = {"big": http_server.route("/policy/big", static(article("Big page", LONG * 300)))}
+    settings = Settings(queue=write_queue(tmp_path / "q.md", urls), index=tmp_path / "ix",
+                        **{**FAST, "max_bytes": 50_000})
+    first = ingest(settings)
+    assert first.failed == {"too_large": 1}
+    assert "max_bytes" in first.failures[0]["detail"] and "RQ_MAX_BYTES" in first.failures[0]["detail"]
+    assert ingest(settings).fresh == 1
+    assert ingest(settings.replace(max_bytes=5_000_000)).fetched == 1
+
+
+def test_an_archive_of_schema_2_is_upgraded_and_its_refusals_are_tried_once_more(tmp_path, http_server):
+    urls = {"internal": http_server.route("/policy/old", static(article("Old refusal", LONG)))}
+    settings = Settings(queue=write_queue(tmp_path / "q.md", urls), index=tmp_path / "ix",
+                        **{**FAST, "allow_private": False})
+    ingest(settings)
+    with sqlite3.connect(settings.index / "archive.sqlite") as conn:  # as rq wrote it before fetches.policy
+        conn.execute("ALTER TABLE fetches DROP COLUMN policy")
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    again = ingest(settings)
+    assert again.failed == {"blocked": 1} and again.fresh == 0  # unknown policy: tried under today's
+    assert ingest(settings).fresh == 1
+    with sqlite3.connect(settings.index / "archive.sqlite") as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+        policies = [row[0] for row in conn.execute("SELECT policy FROM fetches ORDER BY id")]
+    assert policies[0] is None and '"allow_private": false' in policies[-1]
+
+
+def rq_cli(*args, env_extra=None):
+    env = {**os.environ, "RQ_FETCH_HOST_DELAY": "0", "RQ_RETRIES": "0", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "rq", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_following_the_private_address_hint_fetches_the_link(tmp_path, http_server):
+    urls = {"internal": http_server.route("/policy/hint", static(article("Internal notes", LONG)))}
+    where = ["--queue", write_queue(tmp_path / "q.md", urls), "--index", tmp_path / "ix"]
+    refused = rq_cli("ingest", "--no-index", *where)
+    assert refused.returncode == 1 and "pass --allow-private" in refused.stderr
+    allowed = rq_cli("ingest", "--no-index", "--allow-private", *where)
+    assert allowed.returncode == 0, allowed.stderr
+    assert "1 fetched" in allowed.stderr and "0 failed" in allowed.stderr
+    status = json.loads(rq_cli("status", "--json", *where).stdout)
+    assert status["failed_by_reason"] == {} and status["by_fetch"] == {"archived": 1}
+
+
+# -- offline is not dead -------------------------------------------------------------------------
+
+
+def test_with_no_network_the_links_are_not_checked_rather_than_dead(tmp_path):
+    # Names under .invalid never resolve: what every name does on a machine without a network.
+    urls = {f"post {i}": f"https://blog{i}.invalid/post" for i in range(4)}
+    settings = Settings(queue=write_queue(tmp_path / "q.md", urls), index=tmp_path / "ix", **FAST)
+    summary = ingest(settings)
+    assert (summary.offline, dict(summary.failed), summary.fetched) == (4, {}, 0)
+    assert not summary.did_something and "looked offline" in summary.offline_detail
+    report = health_report(settings)
+    assert report["failing"] == 0 and report["counts"] == {}
+    assert len(report["not_checked"]["offline"]) == 4
+    location, parsed, items = load_views(settings)
+    assert summarize(location, parsed, items)["failed_by_reason"] == {}
+    assert {v.fetch for v in items} == {"not checked"}
+    assert ingest(settings).offline == 4  # not a verdict: the next run tries them again
+
+
+@pytest.mark.parametrize("dead, working", [(3, 1), (2, 0)])
+def test_dead_domains_are_dead_when_the_network_answers_or_too_few_to_tell(tmp_path, http_server, dead, working):
+    urls = {f"dead {i}": f"https://gone{i}.invalid/post" for i in range(dead)}
+    urls.update({f"live {i}": http_server.route(f"/online/{i}", static(article(f"Live {i}", LONG)))
+                 for i in range(working)})
+    settings = Settings(queue=write_queue(tmp_path / "q.md", urls), index=tmp_path / "ix", **FAST)
+    summary = ingest(settings)
+    assert (summary.offline, dict(summary.failed), summary.fetched) == (0, {"gone_dns": dead}, working)
+    assert health_report(settings)["counts"] == {"gone_dns": dead}
+
+
+def test_the_command_says_the_machine_looks_offline_and_health_lists_nothing_as_dead(tmp_path):
+    urls = {f"post {i}": f"https://site{i}.invalid/post" for i in range(13)}
+    where = ["--queue", write_queue(tmp_path / "q.md", urls), "--index", tmp_path / "ix"]
+    run = rq_cli("ingest", "--no-index", *where)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "looks offline" in run.stderr and "13 not checked (offline)" in run.stderr and "0 failed" in run.stderr
+    health = rq_cli("health", *where)
+    assert "not checked: offline (13)" in health.stdout and "gone_dns" not in health.stdout
+    assert "0 failing" in health.stdout
+
+
+def test_the_failure_list_says_how_many_it_left_out(tmp_path, http_server):
+    urls = {f"missing {i}": http_server.url(f"/many-missing/{i}") for i in range(13)}
+    run = rq_cli("ingest", "--no-index", "--allow-private", "--queue", write_queue(tmp_path / "q.md", urls),
+                 "--index", tmp_path / "ix")
+    assert "13 failed" in run.stderr
+    assert run.stderr.count(" not_found: ") == 10 and "and 3 more (see `rq ls --failed`)" in run.stderr
+
+
+# -- pages that are not text, a second writer, hostile servers ---------------------------------------
+
+
+def test_binary_served_as_html_is_recorded_as_not_text_without_garbage(tmp_path, http_server):
+    urls = {"noise": http_server.route("/binary/page", static(random_bytes(85_000, seed=3), "text/html"))}
+    settings = Settings(queue=write_queue(tmp_path / "q.md", urls), index=tmp_path / "ix", **FAST)
+    summary = ingest(settings)
+    assert summary.no_text == 1
+    _, docs = _last_fetch_by_title(settings)
+    assert (docs["noise"]["problem"], docs["noise"]["text"]) == ("not_text", "")
+    assert health_report(settings)["counts"] == {"not_text": 1}
+
+
+def test_a_second_ingest_says_whom_it_waits_for(tmp_path, http_server):
+    urls = {"slow": http_server.route("/lock/slow", slow(3, static(article("Slow page", LONG))))}
+    where = ["--no-index", "--queue", write_queue(tmp_path / "q.md", urls), "--index", tmp_path / "ix"]
+    env = {**os.environ, "RQ_ALLOW_PRIVATE": "1", "RQ_FETCH_HOST_DELAY": "0"}
+    first = subprocess.Popen([sys.executable, "-m", "rq", "ingest", *map(str, where)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lock = tmp_path / "ix" / ".lock"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (lock.exists() and lock.read_text().strip() == str(first.pid)):
+        time.sleep(0.05)
+    assert lock.read_text().strip() == str(first.pid), "the first ingest never held the lock"
+    second = subprocess.run([sys.executable, "-m", "rq", "ingest", *map(str, where)], env=env,
+                            capture_output=True, text=True, timeout=120)
+    first.communicate(timeout=120)
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    assert f"rq: waiting for another rq (pid {first.pid}) to finish" in second.stderr
+    assert "1 fresh (skipped)" in second.stderr  # it ran after the first, not beside it
+
+
+def test_markup_in_a_url_and_in_a_status_line_ends_in_a_recorded_failure(tmp_path, http_server):
+    odd = http_server.route("/odd/[/x]", static(b"gone", status=410))
+    oops = http_server.route("/odd/oops", raw_status(b"HTTP/1.1 404 [/oops] gone"))
+    queue = tmp_path / "q.md"
+    queue.write_text(f"# Odd\n\n## Links\n- [ ] <{odd}>\n- [ ] [Oops]({oops})\n")
+    where = ["--queue", queue, "--index", tmp_path / "ix"]
+    run = rq_cli("ingest", "--no-index", "--allow-private", *where)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "failed (not_found): 2" in run.stderr and "/odd/[/x]" in run.stderr
+    status = rq_cli("status", *where)
+    assert "failed: not_found 2" in status.stdout
+    listing = rq_cli("ls", *where)
+    assert listing.stdout.count("failed: not_found") == 2 and "[/x]" in listing.stdout
+    shown = rq_cli("show", oops, *where)
+    assert "HTTP 404 [/oops] gone" in shown.stdout
+    assert "Traceback" not in status.stderr + listing.stderr + shown.stderr

@@ -273,6 +273,33 @@ def test_empty_keyword_index(tmp_path):
     assert len(KeywordIndex.load(tmp_path / "k")) == 0
 
 
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_damaged_keyword_and_resource_files_raise_archive_errors(tmp_path, damage):
+    """Whatever numpy, zipfile or json make of a damaged file, the caller gets an ArchiveError
+    (which search answers by rebuilding), never a BadZipFile or EOFError traceback."""
+    from rq.index.resources import load_resource_vectors, save_resource_vectors
+
+    def spoil(path):
+        data = path.read_bytes()
+        path.write_bytes({"truncate": data[: len(data) // 2], "garbage": bytes(i * 7 % 256 for i in range(len(data))),
+                          "empty": b""}[damage])
+
+    rows = [("a" * 40, 0, "text", "x", "h0"), ("b" * 40, 0, "text", "y", "h1")]
+    save_resource_vectors(tmp_path / "resources.npz", rows, unit_vectors(2), {"a" * 40: unit_vectors(1)[0],
+                                                                             "b" * 40: unit_vectors(1)[0]}, 7)
+    assert load_resource_vectors(tmp_path, 7)[0] == ["a" * 40, "b" * 40]
+    spoil(tmp_path / "resources.npz")
+    with pytest.raises(ArchiveError, match="resources.npz"):
+        load_resource_vectors(tmp_path, 7, with_owner=True)
+
+    for name in ("ids.npy", "rq-keyword.json", "indptr.csc.index.npy", "vocab.index.json"):
+        folder = tmp_path / f"keyword-{name}"
+        KeywordIndex.build(DOCS, np.arange(5)).save(folder)
+        spoil(folder / "gen-1" / name)
+        with pytest.raises(ArchiveError, match="keyword index"):
+            KeywordIndex.load(folder)
+
+
 # --------------------------------------------------------------------------- fusion
 
 

@@ -170,4 +170,86 @@ def test_a_truncated_vector_file_is_rebuilt_not_served(library, embedder):
     vectors.write_bytes(vectors.read_bytes()[:100])
     response = search(library, "warp divergence", embedder=embedder)
     assert titles(response)[0] == "CUDA kernels"
-    assert any("rebuilding" in n for n in response.notices), response.notices
+    assert any("index files damaged: vectors.faiss" in n for n in response.notices), response.notices
+
+
+def _random_text(seed: int, paragraphs: int, words: int) -> list[str]:
+    import random
+
+    from support.routes import WORDS
+
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(words)) + "." for _ in range(paragraphs)]
+
+
+def test_a_huge_page_is_cut_to_its_first_passages_and_the_cut_is_reported(tmp_path, http_server, embedder):
+    # ~3 MB of text: 8,000 passages at the default chunk size, ~12 minutes of torch on two cores.
+    paragraphs = _random_text(1, 8000, 60)
+    paragraphs[0] = "The opening names zanzibarquux, a word found nowhere else. " + paragraphs[0]
+    paragraphs[-1] = "The closing names qworpflange, far past the cut. " + paragraphs[-1]
+    body = page("A whole wiki in one page", *paragraphs, nav="", footer=None)
+    assert len(body) > 3_000_000
+    url = http_server.route("/huge/wiki", static(body))
+    queue = tmp_path / "reading.md"
+    queue.write_text(f"# Reading\n\n## Dumps\n* [ ] [Wiki dump]({url})\n")
+    settings = Settings(queue=queue, index=tmp_path / "ix", allow_private=True, fetch_host_delay=0.0,
+                        max_passages_per_resource=40)
+    ingest(settings)
+
+    report = build_index(settings, embedder=embedder)
+    assert report.passages == 1 + 40  # the queue's own line, and the page's first 40 passages
+    assert report.embedded == 42  # and the profile: the work is bounded by the cap, not the page
+    (cut,) = report.cut
+    assert cut["title"] == "Wiki dump" and cut["kept"] == 40 and cut["short_id"] in cut["id"]
+    assert 7000 < cut["total"] < 9000 and cut["estimated"]  # the whole text was never split
+    assert titles(search(settings, "zanzibarquux", mode="keyword", embedder=embedder)) == ["Wiki dump"]
+    assert search(settings, "qworpflange", mode="keyword", embedder=embedder).hits == []
+
+
+def test_a_killed_index_run_resumes_from_the_batches_it_committed(tmp_path, http_server, embedder):
+    import signal
+    import sqlite3
+    import time
+
+    from rq.index.build import COMMIT_EVERY
+
+    lines = ["# Reading", "", "## Pages"]
+    for i in range(3):
+        url = http_server.route(f"/resume/{i}", static(page(f"Resume page {i}", *_random_text(i, 80, 80),
+                                                            nav="", footer=None)))
+        lines.append(f"* [ ] [Resume page {i}]({url})")
+    queue = tmp_path / "reading.md"
+    queue.write_text("\n".join(lines) + "\n")
+    # Short passages: a few thousand of them embed in a few seconds a batch.
+    settings = Settings(queue=queue, index=tmp_path / "ix", allow_private=True, fetch_host_delay=0.0,
+                        chunk_words=24, chunk_overlap_words=4)
+    ingest(settings)
+
+    env = {**os.environ, "RQ_CHUNK_WORDS": "24", "RQ_CHUNK_OVERLAP_WORDS": "4"}
+    proc = subprocess.Popen([sys.executable, "-m", "rq", "index", "--queue", str(queue), "--index",
+                             str(settings.index)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    committed = 0
+    deadline = time.monotonic() + 300
+    try:
+        while proc.poll() is None and committed < COMMIT_EVERY and time.monotonic() < deadline:
+            time.sleep(0.1)
+            try:
+                with sqlite3.connect(settings.index / "archive.sqlite", timeout=5) as conn:
+                    (committed,) = conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()
+            except sqlite3.OperationalError:
+                pass  # the archive or its embeddings table is not there yet
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]  # killed, not finished
+
+    seen = []
+    report = build_index(settings, embedder=embedder, progress=lambda done, total, what: seen.append((done, total)))
+    everything = report.embedded + report.cached
+    assert report.built and everything > 2 * COMMIT_EVERY
+    assert report.cached >= committed >= COMMIT_EVERY  # what the killed run committed is not embedded again
+    assert 0 < report.embedded <= everything - COMMIT_EVERY
+    # The progress bar runs once over this run's texts, across the committed batches.
+    assert seen[-1] == (report.embedded, report.embedded)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert titles(search(settings, "Resume page 2", embedder=embedder))[0] == "Resume page 2"

@@ -118,3 +118,10 @@ def test_a_chunk_size_below_the_default_overlap_is_caught_and_blamed_on_its_sour
         load_settings(env={"RQ_CHUNK_WORDS": "16"}, cwd=Path("/nonexistent"))
     assert load_settings(env={"RQ_CHUNK_WORDS": "64", "RQ_CHUNK_OVERLAP_WORDS": "10"},
                          cwd=Path("/nonexistent")).chunk_overlap_words == 10
+
+
+def test_the_soft_404_probe_is_on_by_default_and_can_be_turned_off():
+    assert load_settings(env={}, cwd=Path("/nonexistent")).probe_soft_404 is True
+    assert load_settings(env={"RQ_PROBE_SOFT_404": "off"}, cwd=Path("/nonexistent")).probe_soft_404 is False
+    with pytest.raises(ConfigError, match="probe_soft_404: cannot use 'sometimes' .true or false"):
+        load_settings(env={"RQ_PROBE_SOFT_404": "sometimes"}, cwd=Path("/nonexistent"))

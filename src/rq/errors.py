@@ -29,6 +29,16 @@ class ArchiveError(RqError):
     """The index folder cannot be used (wrong queue, unreadable database...)."""
 
 
+class DiskFullError(ArchiveError):
+    """A write ran out of room (a full disk, a quota, a file size limit). Transactions roll back
+    and files are replaced only once whole, so what was stored before is intact."""
+
+    def __init__(self, what: str, folder, detail: str = ""):
+        cause = f"the disk is full or failing ({detail})" if detail else "the disk is full"
+        super().__init__(f"{cause} while writing {what} in {folder}; nothing already stored was lost: "
+                         "free some space and run the command again")
+
+
 class IndexMismatchError(RqError):
     """The vector index was built with other settings than the ones asked for."""
 

@@ -8,11 +8,22 @@ start with ``TMP_PREFIX``, so leftovers of a killed run can be recognised and sw
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
+import sys
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 TMP_PREFIX = ".rq-tmp-"
+# A write refused for want of room: a full disk, a full quota, a file size limit (RLIMIT_FSIZE).
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write refused for want of room (the caller says so in one line)."""
+    return isinstance(exc, OSError) and exc.errno in _NO_ROOM
 
 
 def atomic_write_bytes(path: Path, data: bytes | list[bytes], *, prefix: str = TMP_PREFIX) -> None:
@@ -23,6 +34,19 @@ def atomic_write_bytes(path: Path, data: bytes | list[bytes], *, prefix: str = T
     the temp file, for a caller that sweeps only its own leftovers.
     """
     path = Path(path)
+    tmp = write_temp(path, data, prefix=prefix)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def write_temp(path: Path, data: bytes | list[bytes], *, prefix: str = TMP_PREFIX) -> Path:
+    """The first half of an atomic write: ``data`` in a new, fsynced temp file beside ``path``, with
+    the mode ``path`` has. The caller renames it over ``path``, or unlinks it."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=prefix, dir=path.parent)
     try:
@@ -32,11 +56,74 @@ def atomic_write_bytes(path: Path, data: bytes | list[bytes], *, prefix: str = T
                 fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
+
+
+def replace_keeping_old(tmp: Path, path: Path, still_wanted: Callable[[], bool] | None = None) -> Path | None:
+    """Rename the temp file ``tmp`` over ``path`` and return where the file it replaced now is,
+    so a caller can see whether another program saved ``path`` at the last moment (the caller
+    unlinks that file when done with it).
+
+    On Linux the two names are swapped in one step (renameat2 with RENAME_EXCHANGE), so what is
+    returned is exactly the file ``path`` held at the instant of the swap. Elsewhere the old file
+    is hard-linked aside first, which leaves the window of those two system calls open. ``path``
+    must exist (FileNotFoundError otherwise, and nothing is changed).
+
+    ``still_wanted``, when given, is asked right before the rename, with everything else done:
+    when it says no, nothing is renamed and None is returned.
+    """
+    _renameat2()  # loaded before the last look, not between it and the rename
+    if still_wanted is not None and not still_wanted():
+        return None
+    if _exchange(tmp, path):
+        fsync_dir(path.parent)
+        return tmp
+    aside = tmp.with_name(tmp.name + "-replaced")  # the temp file's prefix: swept like one
+    os.link(path, aside)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        aside.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
+    return aside
+
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two names atomically; False, having changed nothing, where the system cannot."""
+    renameat2 = _renameat2()
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    import ctypes
+
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EXDEV):  # a filesystem or kernel without it
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+@functools.lru_cache(maxsize=1)
+def _renameat2():
+    """glibc's renameat2 (2.28 and later), or None. ctypes loads only for a write that swaps."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        func = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    func.restype = ctypes.c_int
+    return func
 
 
 def _mode_for(path: Path) -> int:

@@ -138,11 +138,12 @@ def _check_derived(index: Path, temps: Counter) -> list[str]:
     problems: list[str] = []
     manifest = None
     if (index / "manifest.json").exists():
-        from rq.index.manifest import Manifest
+        from rq.errors import ArchiveError
+        from rq.index.manifest import read_manifest
         try:
-            manifest = Manifest(**json.loads((index / "manifest.json").read_text()))
-        except (ValueError, TypeError) as exc:
-            problems.append(f"manifest.json does not parse: {exc}")
+            manifest = read_manifest(index)
+        except ArchiveError as exc:
+            problems.append(f"manifest.json does not parse or fails its checksum: {exc}")
     if (index / "vectors.faiss").exists():
         from rq.index.vectors import VectorIndex
         try:

@@ -1,4 +1,5 @@
-"""A real HTTP server on 127.0.0.1 for tests and benchmarks: routes are plain functions.
+"""A real HTTP server on 127.0.0.1 (or another loopback address) for tests and benchmarks:
+routes are plain functions.
 
     server.route("/page", static(b"<html>...</html>", "text/html"))
     url = server.url("/page")
@@ -65,12 +66,16 @@ class _QuietServer(ThreadingHTTPServer):
 
 
 class FixtureServer:
-    def __init__(self) -> None:
+    """``host``: the loopback address to listen on. rq counts politeness per host name, not per
+    port, so servers on 127.0.0.2, 127.0.0.3... are different hosts to it."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Route] = {}
         self.hits: collections.Counter[str] = collections.Counter()
         self.requests: list[tuple[str, str, dict]] = []
         self.lock = threading.Lock()
-        self._httpd = _QuietServer(("127.0.0.1", 0), _Handler)
+        self.host = host
+        self._httpd = _QuietServer((host, 0), _Handler)
         self._httpd.fixture = self  # type: ignore[attr-defined]
         self.port = self._httpd.server_address[1]
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -88,7 +93,7 @@ class FixtureServer:
         return self.url(path)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
 
 def closed_port() -> int:

@@ -49,6 +49,11 @@ def wrong_turn(req) -> None:
                 "shipping and returns.", h1="Whoa there, traveller"))(req)
 
 
+def random_bytes(size: int, seed: int = 0) -> bytes:
+    """``size`` bytes of noise: what a broken server sends as "text/html" from a binary file."""
+    return random.Random(seed).randbytes(size)
+
+
 def gzip_bomb(megabytes: int = 50) -> bytes:
     """A gzip body of a few tens of kB that inflates to ``megabytes`` MB of zeros."""
     packer = zlib.compressobj(9, zlib.DEFLATED, 31)
@@ -149,5 +154,16 @@ def streamed(body: bytes, content_type: str = "text/html", chunk: int = 65536) -
         req.close_connection = True
         for start in range(0, len(body), chunk):
             req.wfile.write(body[start:start + chunk])
+
+    return quietly(handle)
+
+
+def raw_status(line: bytes, body: bytes = b"") -> Route:
+    """Answer with ``line`` written as is for the status line (a reason phrase holding markup,
+    odd bytes...), then ``body``."""
+    def handle(req):
+        req.close_connection = True
+        req.wfile.write(line + b"\r\nContent-Type: text/html\r\nConnection: close\r\n"
+                        + b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
     return quietly(handle)

@@ -18,11 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from rq.archive.connect import cannot_open, connect, connect_to_read, out_of_room
 from rq.archive.lock import try_writer_lock
 from rq.archive.records import FetchRecord
 from rq.archive.schema import SCHEMA, SCHEMA_VERSION, migrate
-from rq.errors import ArchiveError
-from rq.files import atomic_write_bytes
+from rq.errors import ArchiveError, DiskFullError
+from rq.files import atomic_write_bytes, is_disk_full
 
 
 def sha256_hex(data: bytes) -> str:
@@ -57,13 +58,29 @@ class Archive:
         if self.conn.in_transaction:  # nested: the outer one commits
             yield self.conn
             return
-        self.conn.execute("BEGIN IMMEDIATE")
         try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self._rollback()
+                raise
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()  # a failed COMMIT may leave the transaction open
+            full = out_of_room(exc, self.folder)
+            if full is None:
+                raise
+            raise full from None
+
+    def _rollback(self) -> None:
+        # SQLite rolls back by itself on some errors (a full disk): a second ROLLBACK would fail
+        # with "cannot rollback - no transaction is active" and hide the error that matters.
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # closing the connection rolls back what is left
 
     def close(self) -> None:
         self.conn.close()
@@ -76,7 +93,12 @@ class Archive:
         sha = sha256_hex(data)
         path = self.body_path(sha)
         if not path.exists():
-            atomic_write_bytes(path, data)
+            try:
+                atomic_write_bytes(path, data)
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise DiskFullError("a page's raw body", self.folder) from None
+                raise ArchiveError(f"cannot write {path} ({exc.strerror or exc})") from None
         return sha
 
     # -- resources -------------------------------------------------------------
@@ -133,12 +155,12 @@ class Archive:
         with self.transaction() as conn:
             conn.execute(
                 """INSERT INTO fetches(resource_id, url, at, outcome, reason, detail, http_status,
-                       final_url, content_type, etag, last_modified, body_sha, bytes, attempts, elapsed)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       final_url, content_type, etag, last_modified, body_sha, bytes, attempts, elapsed, policy)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (record.resource_id, record.url, record.at, record.outcome, record.reason,
                  record.detail, record.http_status, record.final_url, record.content_type,
                  record.etag, record.last_modified, record.body_sha, record.bytes,
-                 record.attempts, record.elapsed),
+                 record.attempts, record.elapsed, record.policy),
             )
 
     def document(self, resource_id: str) -> sqlite3.Row | None:
@@ -257,11 +279,11 @@ def open_archive(folder: Path, queue_key: str, create: bool = True) -> Archive:
         raise ArchiveError(f"no archive in {folder}: run `rq ingest` first")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        conn = _connect(db_path)
+        conn = connect(db_path)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(SCHEMA)
     except (OSError, sqlite3.Error) as exc:
-        raise ArchiveError(f"cannot open archive in {folder}: {exc}") from None
+        raise cannot_open(exc, folder) from None
     archive = Archive(folder, conn)
     _claim(archive, queue_key)
     _upgrade(archive)
@@ -273,17 +295,22 @@ def open_archive_to_read(folder: Path, queue_key: str) -> Archive:
     no archive exists yet, an empty one in memory stands in. An archive of an earlier schema
     is upgraded only while no other rq process is writing the folder."""
     db_path = folder / DB_FILE
+    read_only = False
     try:
         if db_path.exists():
-            conn = _connect(db_path)
+            conn, read_only = connect_to_read(db_path)
         else:
-            conn = _connect(":memory:")
+            conn = connect(":memory:")
             conn.executescript(SCHEMA)
     except (OSError, sqlite3.Error) as exc:
         raise ArchiveError(f"cannot open archive in {folder}: {exc}") from None
     archive = Archive(folder, conn)
     _check_owner(archive, queue_key)
     if archive.schema_version() < SCHEMA_VERSION and db_path.exists():
+        if read_only:
+            archive.close()
+            raise ArchiveError(f"the archive in {folder} needs an upgrade, and that folder cannot be written; "
+                               "run `rq ingest` where it can")
         with try_writer_lock(folder) as held:
             if not held:
                 archive.close()
@@ -291,14 +318,6 @@ def open_archive_to_read(folder: Path, queue_key: str) -> Archive:
                                    "writing it; try again when it ends")
             _upgrade(archive)
     return archive
-
-
-def _connect(target) -> sqlite3.Connection:
-    conn = sqlite3.connect(target, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    return conn
 
 
 def _claim(archive: Archive, queue_key: str) -> None:

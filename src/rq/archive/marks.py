@@ -1,10 +1,19 @@
-"""`rq done` / `rq todo`: tick or untick an item in the queue file, and log when in the archive."""
+"""`rq done` / `rq todo`: tick or untick an item in the queue file, and log when in the archive.
+
+The queue file is the user's; the archive only remembers when each item was read (what
+`rq next` learns from). So the archive is opened before the file is touched: an index
+folder that belongs to another queue stops the command with the file as it was, while a
+folder that cannot take the log (read-only, a file in its place, a full disk) costs only
+the log, and a warning says so.
+"""
 
 from __future__ import annotations
 
-from rq.archive.db import open_archive
-from rq.errors import RqError
-from rq.paths import locate
+import sqlite3
+
+from rq.archive.db import Archive, open_archive, open_archive_to_read
+from rq.errors import ArchiveError, RqError
+from rq.paths import Location, locate
 from rq.queue.edit import EditResult, set_state
 
 
@@ -14,11 +23,46 @@ def mark(settings, ref: str, state: str) -> EditResult:
     if location.embedded:
         raise RqError("the embedded sample queue is read-only; copy it and pass --queue "
                       f"(cp {location.queue_path} ~/reading.md && rq done {ref} --queue ~/reading.md)")
-    result = set_state(location.queue_path, ref, state)
-    if result.changed:
-        archive = open_archive(location.index_dir, location.queue_key)
-        try:
-            archive.add_read_event(result.resource.id, state)
-        finally:
+    archive, why = _archive_to_log(location)
+    try:
+        result = set_state(location.queue_path, ref, state)
+        if result.changed:
+            if archive is not None:
+                why = _log(archive, result.resource.id, state)
+            if why:
+                result.warnings.append(f"the read was not recorded in the archive ({why}); "
+                                       "rq next will not know when you read it")
+    finally:
+        if archive is not None:
             archive.close()
     return result
+
+
+def _archive_to_log(location: Location) -> tuple[Archive | None, str | None]:
+    """The archive to log the read in, or None and why it cannot be written. Raises the archive's
+    own error, before the file is touched, when the folder belongs to another queue."""
+    try:
+        return open_archive(location.index_dir, location.queue_key), None
+    except (ArchiveError, OSError, sqlite3.Error) as exc:
+        why = str(exc)
+    _refuse_another_queues_folder(location)
+    return None, why
+
+
+def _refuse_another_queues_folder(location: Location) -> None:
+    """Raise when the index folder, read without writing anything, belongs to another queue (or a
+    newer rq). A folder that cannot even be read cannot tell, and then the edit goes ahead."""
+    try:
+        archive = open_archive_to_read(location.index_dir, location.queue_key)
+    except (OSError, sqlite3.Error):
+        return
+    archive.close()
+
+
+def _log(archive: Archive, resource_id: str, state: str) -> str | None:
+    """Record the read event; None when it was, else why not."""
+    try:
+        archive.add_read_event(resource_id, state)
+    except (ArchiveError, OSError, sqlite3.Error) as exc:
+        return str(exc)
+    return None

@@ -14,15 +14,17 @@ from pathlib import Path
 
 from rq import __version__
 from rq.files import atomic_write_bytes
+from rq.queue.encoding import decode_as
 from rq.queue.model import Item, ParseWarning, Queue, Resource, Section
-from rq.queue.parse import decode_queue, parse_queue, read_queue_bytes
+from rq.queue.parse import parse_queue, read_queue_bytes
 
 CACHE_FILE = "queue-parse.json"
-FORMAT = 2  # 2: full 40-digit resource ids
+FORMAT = 3  # 2: full 40-digit resource ids; 3: the encoding the file was read in
 
 
 def parser_key() -> str:
     """Changes whenever the code that parses a queue does."""
+    import rq.queue.encoding
     import rq.queue.ids
     import rq.queue.links
     import rq.queue.model
@@ -30,7 +32,7 @@ def parser_key() -> str:
     import rq.queue.urls
 
     stamps = []
-    for module in (rq.queue.parse, rq.queue.model, rq.queue.links, rq.queue.urls, rq.queue.ids):
+    for module in (rq.queue.parse, rq.queue.encoding, rq.queue.model, rq.queue.links, rq.queue.urls, rq.queue.ids):
         stat = Path(module.__file__).stat()
         stamps.append(f"{stat.st_size}:{stat.st_mtime_ns}")
     return f"{FORMAT}|{__version__}|{'|'.join(stamps)}"
@@ -64,6 +66,8 @@ def _dump(queue: Queue, digest: str) -> bytes:
 
     data = {
         "digest": digest,
+        # The encoding is kept, not found again: guessing a charset costs more than the whole read.
+        "encoding": queue.encoding,
         "title": queue.title,
         "resources": [[r.id, r.url, r.title, r.note, r.section_path, r.state, r.line_no, r.extra_links,
                        [item(p) for p in r.places]] for r in queue.resources],
@@ -78,7 +82,8 @@ def _load(cache_file: Path, raw: bytes, digest: str, path: Path) -> Queue | None
         data = json.loads(cache_file.read_bytes().decode("utf-8", "surrogatepass"))
         if data.get("digest") != digest:
             return None
-        text, encoding = decode_queue(raw, path)
+        encoding = data["encoding"]
+        text = decode_as(raw, encoding)
         resources = [Resource(rid, url, title, note, tuple(section), state, line_no, tuple(extra),
                               [_item(p) for p in places])
                      for rid, url, title, note, section, state, line_no, extra, places in data["resources"]]
@@ -86,7 +91,7 @@ def _load(cache_file: Path, raw: bytes, digest: str, path: Path) -> Queue | None
         warnings = [ParseWarning(line_no, message) for line_no, message in data["warnings"]]
         return Queue(path, raw, encoding, text.splitlines(keepends=True), data["title"], resources,
                      sections, warnings)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, LookupError):  # UnicodeError is a ValueError
         return None
 
 

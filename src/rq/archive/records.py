@@ -9,8 +9,13 @@ from dataclasses import dataclass
 SOFT_404 = "soft_404"
 SOFT_404_SIGNALS = ("home_redirect", "title", "text", "sibling")
 
-# Failures that will not heal by themselves within the freshness window.
+# Failures that will not heal by themselves within the freshness window (a change of the
+# setting behind "blocked" or "too_large" does heal them: rq.ingest.policy).
 PERMANENT_REASONS = frozenset({"not_found", "blocked", "bad_url", "too_large", SOFT_404})
+
+# A link not checked because the machine looked offline when ingest ran (rq.ingest.offline):
+# recorded as a failed fetch, but not a dead link, and tried again at the next ingest.
+OFFLINE = "offline"
 
 
 @dataclass(frozen=True)
@@ -30,5 +35,6 @@ class FetchRecord:
     bytes: int | None
     attempts: int | None
     elapsed: float | None
+    policy: str | None = None  # the settings the fetch ran under that can decide a failure (rq.ingest.policy)
 
 

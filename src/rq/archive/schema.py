@@ -7,7 +7,9 @@ import sqlite3
 from rq.queue.ids import resource_id
 
 # 2: resources are keyed by the whole SHA-1 of their normalised URL, not its first 8 hex digits.
-SCHEMA_VERSION = 2
+# 3: each fetch records the policy it ran under (fetches.policy), so a link refused because of a
+#    setting is fetched again as soon as that setting changes.
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -21,7 +23,7 @@ CREATE TABLE IF NOT EXISTS fetches (
     id INTEGER PRIMARY KEY AUTOINCREMENT, resource_id TEXT NOT NULL, url TEXT NOT NULL,
     at REAL NOT NULL, outcome TEXT NOT NULL, reason TEXT, detail TEXT NOT NULL,
     http_status INTEGER, final_url TEXT, content_type TEXT, etag TEXT, last_modified TEXT,
-    body_sha TEXT, bytes INTEGER, attempts INTEGER, elapsed REAL
+    body_sha TEXT, bytes INTEGER, attempts INTEGER, elapsed REAL, policy TEXT
 );
 CREATE INDEX IF NOT EXISTS fetches_by_resource ON fetches(resource_id, at);
 CREATE TABLE IF NOT EXISTS documents (
@@ -61,6 +63,8 @@ def migrate(conn: sqlite3.Connection, version: int) -> None:
     try:
         if version < 2:
             _full_resource_ids(conn)
+        if version < 3:
+            _fetch_policy_column(conn)
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
     except BaseException:
         conn.execute("ROLLBACK")
@@ -76,3 +80,11 @@ def _full_resource_ids(conn: sqlite3.Connection) -> None:
         conn.executemany(f"UPDATE {table} SET {column} = ? WHERE {column} = ?",
                          [(full, short) for short, full in new.items()])
     conn.execute("DELETE FROM meta WHERE key = 'queue_synced'")
+
+
+def _fetch_policy_column(conn: sqlite3.Connection) -> None:
+    """Schema 3 adds fetches.policy. Older fetches keep NULL there: unknown, so a failure that a
+    setting caused is tried once more under the settings of the next ingest."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(fetches)")}
+    if "policy" not in columns:
+        conn.execute("ALTER TABLE fetches ADD COLUMN policy TEXT")

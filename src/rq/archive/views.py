@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rq.archive.records import FetchRecord
+from rq.archive.records import OFFLINE, FetchRecord
 from rq.queue.model import Resource
 from rq.queue.urls import is_web_url
 
@@ -19,7 +19,7 @@ class ResourceView:
     url: str
     note: str
     line_no: int
-    fetch: str  # "archived", "no text", "failed", "not fetched", "not a web link"
+    fetch: str  # "archived", "no text", "failed", "not checked" (offline), "not fetched", "not a web link"
     reason: str | None  # failure reason of the last fetch, if it failed
     detail: str
     has_text: bool
@@ -45,6 +45,8 @@ def describe(resource: Resource, last: FetchRecord | None, doc) -> ResourceView:
         fetch = "not a web link"
     elif last is None:
         fetch = "archived" if has_text else "not fetched"
+    elif last.outcome == "failed" and last.reason == OFFLINE:
+        fetch, reason, detail = "not checked", last.reason, last.detail  # the link may well be fine
     elif last.outcome == "failed":
         fetch, reason, detail = "failed", last.reason, last.detail
     else:

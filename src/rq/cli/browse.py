@@ -159,14 +159,21 @@ def health(
 
 def print_health(report: dict) -> None:
     out = stdout()
-    out.print(f"{report['web_links']} web links: {report['fetched']} fetched, {report['not_fetched']} never "
-              f"fetched, {report['failing']} failing")
+    offline = report["not_checked"].get("offline", [])
+    out.print(f"{report['web_links']} web links: {report['working']} working, {report['failing']} failing"
+              + (f", {len(offline)} not checked (offline)" if offline else "")
+              + f", {report['not_fetched']} never fetched")
     for reason, entries in report["by_reason"].items():
         out.print(f"\n{one_line(reason)} ({len(entries)})", style="bold")
         for e in entries:
             copy = f"archived copy from {when(e['archived_at'])}" if e["archived_copy"] else "no archived copy"
             out.print(f"  {e['short_id']}  {one_line(e['title'])}  | last worked {when(e['last_ok_at'])}; {copy}")
             out.print(f"      {one_line(e['url'])}  ({one_line(e['detail'])})", style="dim")
+    if offline:
+        out.print(f"\nnot checked: offline ({len(offline)}): the machine looked offline when ingest last tried "
+                  "them; they are not counted as dead, and the next `rq ingest` tries them again", style="bold")
+        for e in offline:
+            out.print(f"  {e['short_id']}  {one_line(e['title'])}  | last worked {when(e['last_ok_at'])}")
     if report["changed_since_read"]:
         out.print(f"\nchanged since you read them ({len(report['changed_since_read'])})", style="bold")
         for c in report["changed_since_read"]:

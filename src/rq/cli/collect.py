@@ -31,7 +31,7 @@ def ingest(
 
     settings = settings_from(queue=queue, index=index, refresh=refresh or None, allow_private=allow_private or None)
     with Bar("fetching") as bar:
-        summary = run_ingest(settings, progress=bar)
+        summary = run_ingest(settings, progress=bar, notice=say)
     print_ingest_summary(summary)  # stderr: a report on the run, also when stdout carries JSON
     report = None
     if not no_index:
@@ -46,23 +46,32 @@ def ingest(
         raise typer.Exit(1)
 
 
+FAILURES_SHOWN = 10  # the rest are counted ("and 5 more") and listed by `rq ls --failed`
+
+
 def print_ingest_summary(summary) -> None:
     err = stderr()
     failed = sum(summary.failed.values())
     err.print(f"{summary.resources} resources: {summary.fetched} fetched, {summary.unchanged} unchanged, "
               f"{summary.fresh} fresh (skipped), {failed} failed"
+              + (f", {summary.offline} not checked (offline)" if summary.offline else "")
               + (f", {summary.not_web} not web links" if summary.not_web else "")
               + (f", {summary.no_text} without text" if summary.no_text else "")
               + f" in {summary.seconds:.1f}s")
+    if summary.offline:
+        say(f"this machine looks offline: no host name could be looked up and no server was reached; "
+            f"{summary.offline} links were not checked (not counted as dead). Run `rq ingest` again when online.")
     for reason, count in summary.failed.most_common():
         err.print(f"  failed ({one_line(reason)}): {count}")
-    if failed:
+    if failed or summary.offline:
         err.print("  links that could not be fetched are indexed from their title, note and section")
     if summary.changed_since_read:
         err.print(f"  {summary.changed_since_read} page(s) you read have changed since (see `rq health`)")
-    for failure in summary.failures[:10]:
+    for failure in summary.failures[:FAILURES_SHOWN]:
         err.print(f"  {failure['short_id']} {one_line(failure['reason'])}: {one_line(failure['url'])} "
                   f"({one_line(failure['detail'])})", style="dim")
+    if len(summary.failures) > FAILURES_SHOWN:
+        err.print(f"  and {len(summary.failures) - FAILURES_SHOWN} more (see `rq ls --failed`)", style="dim")
 
 
 @handles_errors
@@ -92,9 +101,13 @@ def index(
 
 
 def print_index_report(report) -> None:
+    from rq.index.passages import cut_line
+
     if report.built:
         stderr().print(f"index built ({report.reason}): {report.passages} passages of {report.resources} "
                        f"resources, {report.embedded} embedded, {report.cached} from cache, "
                        f"{report.vector_index} vectors, {report.seconds:.1f}s")
     else:
         stderr().print(f"index up to date: {report.passages} passages of {report.resources} resources")
+    for cut in report.cut:
+        stderr().print(one_line(cut_line(cut)))

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from rq.cli.options import IndexOpt, JsonOpt, QueueOpt, handles_errors, settings_from
-from rq.cli.output import Bar, clip, emit_json, one_line, say, state_mark, stdout
+from rq.cli.output import Bar, clip, emit_json, one_line, plain, say, state_mark, stdout
 from rq.errors import UsageError
 
 
@@ -71,16 +71,17 @@ def print_hits(response) -> None:
 
 def _highlighted(indent: str, passage: str, spans: list[tuple[int, int]]):
     """The passage as plain text with the query's words in bold; made piece by piece, since
-    making text plain can change its length."""
+    making text plain can change its length. The passage is on one line already, and the
+    spaces between pieces must stay."""
     from rich.text import Text
 
     shown = Text(indent)
     at = 0
     for start, end in spans:
-        shown.append(one_line(passage[at:start]) if at < start else "")
-        shown.append(one_line(passage[start:end]), style="bold yellow")
+        shown.append(plain(passage[at:start]))
+        shown.append(plain(passage[start:end]), style="bold yellow")
         at = end
-    shown.append(one_line(passage[at:]))
+    shown.append(plain(passage[at:]))
     return shown
 
 

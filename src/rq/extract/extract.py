@@ -13,7 +13,7 @@ from __future__ import annotations
 from rq.extract.document import Extracted, problem
 from rq.extract.html import extract_html
 from rq.extract.pdf import extract_pdf
-from rq.extract.sniff import parse_content_type, sniff_kind
+from rq.extract.sniff import declares_text, parse_content_type, sniff_kind
 from rq.extract.text import extract_text
 from rq.settings import Settings
 
@@ -35,8 +35,9 @@ def dispatch(body: bytes, content_type: str | None, url: str, pdf_max_pages: int
     except Exception as exc:  # a parser bug must not take the whole ingest down
         return problem(kind, "crashed", f"extraction failed: {type(exc).__name__}: {exc}"[:300])
     mime, _ = parse_content_type(content_type)
-    what = mime or "the body"
-    return problem("unsupported", "not_text", f"{what} is not a text, HTML or PDF document")
+    if declares_text(content_type):
+        return problem("unsupported", "not_text", f"served as {mime}, but the body is binary data, not text")
+    return problem("unsupported", "not_text", f"{mime or 'the body'} is not a text, HTML or PDF document")
 
 
 def extract(body: bytes, content_type: str | None, url: str, settings: Settings) -> Extracted:

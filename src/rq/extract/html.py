@@ -13,7 +13,7 @@ import re
 from rq.extract.charset import decode_bytes
 from rq.extract.document import Extracted, problem
 from rq.extract.sniff import parse_content_type
-from rq.extract.text import SPACES, clean_lines
+from rq.extract.text import SPACES, binary_as_text, clean_lines
 
 _XML_DECL_TEXT = re.compile(r"^\s*<\?xml\b[^>]*\?>", re.I)
 
@@ -97,6 +97,9 @@ def _trafilatura():
 def extract_html(body: bytes, content_type: str | None, url: str) -> Extracted:
     _, header_charset = parse_content_type(content_type)
     text, charset = decode_bytes(body, header_charset, html=True)
+    garbage = binary_as_text(text)
+    if garbage:
+        return problem("html", "not_text", garbage, charset=charset)
     text = _XML_DECL_TEXT.sub("", text, count=1)  # lxml refuses str input that declares an encoding
     title = author = date = None
     main = ""

@@ -1,6 +1,7 @@
 """What the bytes are: ``sniff_kind`` says "html", "pdf", "text" or "unsupported",
-trusting magic numbers and markup over the served Content-Type; ``parse_content_type``
-splits a Content-Type header into its MIME type and charset.
+trusting magic numbers and markup over the served Content-Type (binary bytes served as
+text/html are "unsupported"); ``parse_content_type`` splits a Content-Type header into
+its MIME type and charset.
 """
 
 from __future__ import annotations
@@ -109,12 +110,14 @@ def _sniff_head(body: bytes) -> bytes:
     return head.lower()
 
 
-def _looks_binary(body: bytes) -> bool:
+def _looks_binary(body: bytes, charset: str | None = None) -> bool:
     sample = body[:8192]
     if not sample:
         return False
     if sample.startswith((b"\xff\xfe", b"\xfe\xff")):  # UTF-16 text has NULs
         return False
+    if charset and charset.lower().replace("_", "-").startswith(("utf-16", "utf-32")):
+        return False  # NULs are what this text is made of; the charset check decides after decoding
     if b"\x00" in sample:
         return True
     controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
@@ -141,16 +144,16 @@ def sniff_kind(body: bytes, content_type: str | None, url: str) -> str:
     head = _sniff_head(body)
     if _STRONG_HTML.search(head):
         return "html"
-    mime, _ = parse_content_type(content_type)
+    mime, charset = parse_content_type(content_type)
     suffix = _url_suffix(url)
     if mime == "application/pdf":
         return "pdf"  # says PDF, has no PDF header: reported as bad_pdf
+    binary = _looks_binary(body, charset)
     if mime in _HTML_MIMES or mime.endswith("+xml"):
-        return "html"
+        return "unsupported" if binary else "html"  # bytes with NULs served as HTML are not a page
     plain_declared = mime in _PLAIN_MIMES or suffix in _TEXT_SUFFIXES
     if not plain_declared and _WEAK_HTML_START.match(head.lstrip()):
         return "html"
-    binary = _looks_binary(body)
     if mime.startswith("text/") or mime in _TEXT_APP_MIMES or mime.endswith(("+json", "+yaml")):
         return "unsupported" if binary else "text"
     if mime in _BINARY_MIMES or mime.endswith("+zip") or mime.startswith(_BINARY_MIME_PREFIXES):
@@ -163,6 +166,13 @@ def sniff_kind(body: bytes, content_type: str | None, url: str) -> str:
     if not body or _decodes_as_text(body[:65536]):
         return "text"
     return "unsupported"
+
+
+def declares_text(content_type: str | None) -> bool:
+    """Whether the served type says the body is text (HTML, XML, plain text, JSON...)."""
+    mime, _ = parse_content_type(content_type)
+    return (mime.startswith("text/") or mime in _HTML_MIMES or mime in _TEXT_APP_MIMES
+            or mime.endswith(("+xml", "+json", "+yaml")))
 
 
 def _decodes_as_text(sample: bytes) -> bool:

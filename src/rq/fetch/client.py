@@ -22,7 +22,7 @@ import httpx
 
 from rq.fetch import netguard
 from rq.fetch.decoders import ACCEPT_ENCODING, drain, read_body
-from rq.fetch.failures import Failure, classify, retry_after
+from rq.fetch.failures import PRIVATE_HINT, Failure, classify, retry_after
 from rq.fetch.hosts import HostGate, Pending
 from rq.fetch.urls import host_of, origin
 from rq.settings import Settings
@@ -210,7 +210,7 @@ class _Fetcher:
         try:
             self.client.guard.check_literal(host)
         except netguard.BlockedAddress as exc:
-            raise Failure("blocked", f"{exc}: not fetched (see allow_private / allow_hosts)") from None
+            raise Failure("blocked", f"{exc}: {PRIVATE_HINT}") from None
 
     def _redirect(self, link: _Link, current: httpx.URL, location: str, seen: set) -> httpx.URL:
         try:
@@ -315,14 +315,19 @@ def fetch_one(request: FetchRequest, settings: Settings, client: FetchClient | N
 
 
 def fetch_all(requests: Iterable[FetchRequest], settings: Settings,
-              on_result: Callable[[FetchResult], None] | None = None) -> Iterator[FetchResult]:
+              on_result: Callable[[FetchResult], None] | None = None,
+              added: list[FetchRequest] | None = None) -> Iterator[FetchResult]:
     """Fetch every link concurrently, yielding each result as it completes (one per request).
 
     ``on_result``, if given, is called in the caller's thread with each result
-    just before it is yielded. Per-host limits (``fetch_per_host``,
-    ``fetch_host_delay``) hold across all the links of one call. Closing the
-    iterator early cancels the fetches still running.
+    just before it is yielded. ``added``, if given, is a list the caller may append
+    requests to while it iterates (a follow-up a result called for): each is taken
+    out and started at its host's next turn, ahead of that host's links still
+    waiting, and yields its result like the others. Per-host limits
+    (``fetch_per_host``, ``fetch_host_delay``) hold across all the links of one
+    call. Closing the iterator early cancels the fetches still running.
     """
+    added = added if added is not None else []
     pending = Pending(((host_of(r.url), r) for r in requests), settings.fetch_per_host)
     cancelled = threading.Event()
     gate = HostGate(settings.fetch_per_host, settings.fetch_host_delay, cancelled)
@@ -332,7 +337,10 @@ def fetch_all(requests: Iterable[FetchRequest], settings: Settings,
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rq-fetch")
     running: dict[Future, str] = {}
     try:
-        while pending or running:
+        while pending or running or added:
+            while added:
+                request = added.pop(0)
+                pending.put_first(host_of(request.url), request)
             while len(running) < workers and (picked := pending.take(gate)):
                 host, request = picked
                 running[pool.submit(fetcher.fetch, request)] = host

@@ -97,18 +97,22 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
+# What a person can do about it; the next ingest fetches the link again once the cap changes.
+_CAP_HINT = " (raise max_bytes, e.g. RQ_MAX_BYTES=100000000)"
+
+
 def read_body(response: httpx.Response, cap: int, cancelled: threading.Event) -> bytes:
     """The decoded body, or Failure("too_large") as soon as it (or its Content-Length) passes ``cap``."""
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > cap:
-        raise Failure("too_large", f"Content-Length {_size(int(declared))} over the {_size(cap)} cap")
+        raise Failure("too_large", f"Content-Length {_size(int(declared))} over the {_size(cap)} cap{_CAP_HINT}")
     decoder = _decoder(response.headers.get("content-encoding"))
     body = bytearray()
     for raw in response.iter_raw():
         for piece in decoder.feed(raw):
             body += piece
             if len(body) > cap:
-                raise Failure("too_large", f"body over the {_size(cap)} cap")
+                raise Failure("too_large", f"body over the {_size(cap)} cap{_CAP_HINT}")
         if cancelled.is_set():
             raise Failure("error", "cancelled")
     return bytes(body)

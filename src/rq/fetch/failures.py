@@ -18,6 +18,10 @@ from rq.fetch import netguard
 from rq.settings import Settings
 
 
+# What a person can do about a link refused for its address: the flag first, the setting for good.
+PRIVATE_HINT = "not fetched (pass --allow-private, or list the host in allow_hosts)"
+
+
 class Failure(Exception):
     """Why one link failed; ``retryable`` when trying again may help (timeouts, resets)."""
 
@@ -44,7 +48,7 @@ def classify(exc: Exception, s: Settings) -> Failure:
         return next((e for e in chain if isinstance(e, types)), None)
 
     if e := find(netguard.BlockedAddress):
-        return Failure("blocked", f"{e}: not fetched (see allow_private / allow_hosts)")
+        return Failure("blocked", f"{e}: {PRIVATE_HINT}")
     if find(netguard.DeadlineExceeded):
         return Failure("timeout", f"no complete response within {s.total_timeout:g}s")
     if e := find(socket.gaierror):

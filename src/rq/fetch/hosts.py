@@ -74,6 +74,10 @@ class Pending(Generic[T]):
     def __bool__(self) -> bool:
         return bool(self._by_host)
 
+    def put_first(self, host: str, link: T) -> None:
+        """Add ``link`` ahead of the links still waiting for ``host``: it starts at that host's next turn."""
+        self._by_host.setdefault(host, collections.deque()).appendleft(link)
+
     def take(self, gate: HostGate) -> tuple[str, T] | None:
         """The next link in queue order whose host has room, preferring hosts ready to start now."""
         best: tuple[float, str] | None = None

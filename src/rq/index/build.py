@@ -1,15 +1,17 @@
 """Build the search index: passages -> cached embeddings -> FAISS + BM25 + resource vectors.
 
-Only passages whose vectors are not cached are embedded; the files are derived data,
-replaced atomically under the index folder's writer lock, manifest last
-(rq.index.manifest).
+Only passages whose vectors are not cached are embedded, and fresh vectors are committed to
+the cache a batch at a time, so a run that is killed (or runs out of disk) resumes where it
+stopped. The files are derived data: staged, then swapped in under the index folder's
+writer lock once the archive's passage table is committed (rq.index.generation), manifest
+last (rq.index.manifest), each recorded with its checksum (rq.index.integrity).
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -17,25 +19,24 @@ import numpy as np
 from rq.archive.db import Archive
 from rq.archive.lock import writer_lock
 from rq.archive.session import open_for, open_to_read, sync_queue
+from rq.errors import ArchiveError
+from rq.index import integrity
 from rq.index.chunk import passage_hash
 from rq.index.encoders.cache import lookup_vectors, vectors_key, wants_exact
-from rq.index.manifest import (
-    FORMAT,
-    KEYWORDS,
-    RESOURCE_VECTORS,
-    VECTORS,
-    Manifest,
-    read_manifest,
-    write_manifest,
-)
-from rq.index.passages import passage_rows, profile_text
-from rq.index.resources import save_resource_vectors
+from rq.index.generation import discard, index_files, stage_files, swap_in, writing_index
+from rq.index.manifest import FORMAT, MANIFEST, Manifest, manifest_mtime, read_manifest, write_manifest
+from rq.index.passages import cut_line, passage_rows, profile_text
 from rq.paths import Location, locate
 from rq.queue.model import Queue
 from rq.settings import Settings
 
 Progress = Callable[[int, int, str], None]
 Notice = Callable[[str], None]
+
+# Fresh vectors are committed to the cache every this many texts: ~25 s of torch on two cores
+# for 128-word passages (5-10 s on the ONNX path), so a killed run loses at most that much,
+# while each commit (an fsync) stays a negligible share of the work.
+COMMIT_EVERY = 512
 
 
 @dataclass
@@ -49,12 +50,15 @@ class IndexReport:
     cached: int  # passages whose vectors came from the cache
     vector_index: str
     seconds: float
+    # Resources cut to max_passages_per_resource: id, short_id, title, kept, total, estimated.
+    cut: list[dict] = field(default_factory=list)
 
 
 def content_key(queue: Queue, archive: Archive, settings: Settings, model_id: str) -> str:
     """A digest of everything the index is built from, read state excluded (marking an item read
     must not force a re-index)."""
-    digest = hashlib.sha256(f"{FORMAT}|{model_id}|{settings.chunk_words}|{settings.chunk_overlap_words}".encode())
+    digest = hashlib.sha256(f"{FORMAT}|{model_id}|{settings.chunk_words}|{settings.chunk_overlap_words}|"
+                            f"{settings.max_passages_per_resource}".encode())
     text_shas = archive.text_shas()
     for r in queue.resources:
         digest.update(f"\0{r.id}\0{r.title}\0{r.note}\0{r.section}\0{text_shas.get(r.id, '')}".encode(
@@ -72,7 +76,10 @@ def model_id(settings: Settings, embedder=None) -> str:
 
 def staleness(location: Location, queue: Queue, archive: Archive, settings: Settings, model: str) -> str | None:
     """Why the index must be (re)built, or None when it is current (``model``: the model id)."""
-    manifest = read_manifest(location.index_dir)
+    try:
+        manifest = read_manifest(location.index_dir)
+    except ArchiveError:
+        return f"index files damaged: {MANIFEST}"
     if manifest is None:
         return "no index yet"
     if manifest.format != FORMAT:
@@ -83,8 +90,9 @@ def staleness(location: Location, queue: Queue, archive: Archive, settings: Sett
         return "exact passage vectors asked for (the index holds int8 ones)"
     if str(manifest.generation) != (archive.meta("generation") or ""):
         return "index files do not match the archive"
-    if not all((location.index_dir / name).exists() for name in (VECTORS, KEYWORDS, RESOURCE_VECTORS)):
-        return "index files missing"
+    problems = integrity.file_problems(location.index_dir, manifest.files, manifest_mtime(location.index_dir))
+    if problems:
+        return integrity.describe(problems)
     if manifest.content_key != content_key(queue, archive, settings, model):
         return "queue or archived text changed since the index was built"
     return None
@@ -100,7 +108,7 @@ def build_index(settings: Settings, progress: Progress | None = None, force: boo
 
     location = locate(settings)
     started = time.monotonic()
-    with writer_lock(location.index_dir):
+    with writer_lock(location.index_dir, notice=notice):
         _, queue, archive = open_for(settings)  # a bad queue fails here, before any export
         try:
             embedder = embedder_for_build(settings, embedder, notice)
@@ -108,8 +116,9 @@ def build_index(settings: Settings, progress: Progress | None = None, force: boo
             sync_queue(archive, queue)
             reason = "rebuild asked for" if force else staleness(location, queue, archive, settings,
                                                                  embedder.model_id)
-            manifest = read_manifest(location.index_dir)
-            if reason is None and manifest is not None and not manifest.settings_differ(embedder.model_id, settings):
+            manifest = read_manifest(location.index_dir) if reason is None else None
+            if manifest is not None and not manifest.settings_differ(embedder.model_id, settings):
+                _restamp(location, manifest)
                 return IndexReport(str(location.index_dir), False, "up to date", manifest.passages,
                                    manifest.resources, 0, manifest.passages, manifest.vector_index,
                                    time.monotonic() - started)
@@ -120,57 +129,75 @@ def build_index(settings: Settings, progress: Progress | None = None, force: boo
     return report
 
 
+def _restamp(location: Location, manifest: Manifest) -> None:
+    """Record the files' stamps anew when they moved (a copied or restored index folder, whose
+    files staleness() has just hashed and found intact), so searches stop hashing them."""
+    fresh = integrity.restamped(location.index_dir, manifest.files)
+    if fresh is not None:
+        with writing_index(location.index_dir):
+            write_manifest(location.index_dir, replace(manifest, files=fresh))
+
+
 def _embed_rows(rows: list[tuple], archive: Archive, embedder, settings: Settings,
                 progress: Progress | None) -> tuple[np.ndarray, int]:
+    """The vector of every row, from the cache or embedded now; returns them and how many
+    were embedded. Fresh vectors are cached every COMMIT_EVERY texts, each batch in its own
+    transaction, so a killed run keeps what it embedded (found again by passage hash)."""
     hashes = [row[4] for row in rows]
     key = vectors_key(embedder)
     cached = lookup_vectors(archive, embedder.model_id, key, hashes)
-    missing = {row[4]: row[3] for row in rows if row[4] not in cached}
-    if missing:
-        texts = list(missing.values())
-        on_batch = (lambda done, total: progress(done, total, "embedding")) if progress else None
-        vectors = embedder.encode(texts, batch_size=settings.embed_batch_size, progress=on_batch)
-        fresh = [(h, v.astype(np.float32).tobytes()) for h, v in zip(missing, vectors)]
+    missing = list({row[4]: row[3] for row in rows if row[4] not in cached}.items())
+    for start in range(0, len(missing), COMMIT_EVERY):
+        batch = missing[start:start + COMMIT_EVERY]
+        vectors = embedder.encode([text for _, text in batch], batch_size=settings.embed_batch_size,
+                                  progress=_offset(progress, start, len(missing)))
+        fresh = [(h, v.astype(np.float32).tobytes()) for (h, _), v in zip(batch, vectors)]
         archive.cache_vectors(key, fresh)
         cached.update(fresh)
-    dim = embedder.dim
-    matrix = np.zeros((len(rows), dim), dtype=np.float32)
+    matrix = np.zeros((len(rows), embedder.dim), dtype=np.float32)
     for i, h in enumerate(hashes):
         matrix[i] = np.frombuffer(cached[h], dtype=np.float32)
     return matrix, len(missing)
 
 
+def _offset(progress: Progress | None, start: int, total: int):
+    """The encoder's progress(done, of_batch) as the run's progress(start + done, total, "embedding"):
+    one bar over all the texts, whichever committed batch they are in."""
+    if progress is None:
+        return None
+    return lambda done, _: progress(start + done, total, "embedding")
+
+
 def _build(location: Location, queue: Queue, archive: Archive, settings: Settings, embedder,
            progress: Progress | None, reason: str) -> IndexReport:
-    rows = passage_rows(queue, archive, settings, embedder)
+    rows, cuts = passage_rows(queue, archive, settings, embedder)
     profile_rows = [(r.id, 0, "profile", profile_text(r), passage_hash(profile_text(r))) for r in queue.resources]
     both, embedded = _embed_rows(rows + profile_rows, archive, embedder, settings, progress)
     matrix = both[:len(rows)]
     profiles = {row[0]: vector for row, vector in zip(profile_rows, both[len(rows):])}
     key = content_key(queue, archive, settings, embedder.model_id)
-    generation = archive.replace_passages(rows)
-    kind = _write_files(location, rows, matrix, profiles, generation, settings, embedder.model_id)
-    write_manifest(location.index_dir, Manifest(
-        FORMAT, embedder.model_id, int(matrix.shape[1]), settings.chunk_words, settings.chunk_overlap_words,
-        key, generation, len(rows), len(queue.resources), kind, time.time(), vectors_key(embedder),
-        getattr(embedder, "export_key", "")))
-    return IndexReport(str(location.index_dir), True, reason, len(rows), len(queue.resources),
-                       embedded, len(rows) + len(profile_rows) - embedded, kind, 0.0)
-
-
-def _write_files(location: Location, rows: list[tuple], matrix: np.ndarray, profiles: dict, generation: int,
-                 settings: Settings, model: str) -> str:
-    """The vector, keyword and resource-vector files of one generation; returns the vector index kind."""
-    from rq.index.keyword import KeywordIndex
-    from rq.index.vectors import VectorIndex
-
-    ids = np.arange(len(rows), dtype=np.int64)
-    vectors = VectorIndex.build(matrix, ids, kind=settings.vector_index, hnsw_above=settings.hnsw_above,
-                                meta={"generation": generation, "model": model}, threads=settings.threads)
-    vectors.save(location.index_dir / VECTORS)
-    KeywordIndex.build([row[3] for row in rows], ids).save(location.index_dir / KEYWORDS)
-    save_resource_vectors(location.index_dir, rows, matrix, profiles, generation)
-    return vectors.kind
+    folder = location.index_dir
+    with writing_index(folder):
+        # Under the writer lock no one else moves the generation: the files can carry it before
+        # the passage table takes it, and are written before anything live changes.
+        generation = int(archive.meta("generation", "0") or 0) + 1
+        staged = stage_files(folder, rows, matrix, profiles, generation, settings, embedder.model_id)
+        try:
+            committed = archive.replace_passages(rows)
+        except BaseException:
+            discard(staged)
+            raise
+        if committed != generation:
+            discard(staged)
+            raise ArchiveError(f"the archive in {folder} moved to generation {committed} while the index was "
+                               "built; run `rq index --rebuild`")
+        swap_in(staged)
+        write_manifest(folder, Manifest(
+            FORMAT, embedder.model_id, int(matrix.shape[1]), settings.chunk_words, settings.chunk_overlap_words,
+            key, generation, len(rows), len(queue.resources), staged.kind, time.time(), vectors_key(embedder),
+            getattr(embedder, "export_key", ""), integrity.record_files(folder, index_files(folder))))
+    return IndexReport(str(folder), True, reason, len(rows), len(queue.resources),
+                       embedded, len(rows) + len(profile_rows) - embedded, staged.kind, 0.0, cuts)
 
 
 def ensure_index(settings: Settings, notice: Callable[[str], None] | None, progress=None, embedder=None):
@@ -184,5 +211,8 @@ def ensure_index(settings: Settings, notice: Callable[[str], None] | None, progr
     if reason is not None:
         if notice:
             notice(f"{reason}: updating the index first")
-        build_index(settings, progress=progress, embedder=embedder, notice=notice)
+        report = build_index(settings, progress=progress, embedder=embedder, notice=notice)
+        if notice:
+            for cut in report.cut:
+                notice(cut_line(cut))
     return location, queue

@@ -148,6 +148,12 @@ class KeywordIndex:
         return np.zeros(len(self.ids), np.float32) if scores is None else scores.astype(np.float32)
 
     def save(self, folder: Path) -> None:
+        """Write a fresh generation and make it the current one."""
+        make_current(folder, self.stage(folder))
+
+    def stage(self, folder: Path) -> str:
+        """Write a fresh ``gen-N`` folder, not yet current; returns its name. A generation left
+        half-written (a full disk) is removed, and one a killed run left is removed by the next save."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         generation = 1 + max([_gen_number(p.name) for p in folder.glob("gen-*")] + [0])
@@ -155,20 +161,20 @@ class KeywordIndex:
         if target.exists():
             shutil.rmtree(target)
         target.mkdir()
-        if len(self.ids):
-            self._bm25.save(str(target), show_progress=False)
-        np.save(target / "ids.npy", self.ids)
-        meta = {"format": FORMAT, "count": len(self.ids), "tokenizer": self.tokenizer.config, "params": self.params,
-                "stopword_terms": self.tokenizer.stopword_terms}
-        (target / "rq-keyword.json").write_text(json.dumps(meta, sort_keys=True))
-        for path in target.iterdir():
-            fsync_file(path)
-        fsync_dir(target)
-        atomic_write_bytes(folder / "CURRENT", target.name.encode())
-        # Older generations are unreachable now; a reader that opened one keeps its arrays in memory.
-        for old in folder.glob("gen-*"):
-            if old.name != target.name:
-                shutil.rmtree(old, ignore_errors=True)
+        try:
+            if len(self.ids):
+                self._bm25.save(str(target), show_progress=False)
+            np.save(target / "ids.npy", self.ids)
+            meta = {"format": FORMAT, "count": len(self.ids), "tokenizer": self.tokenizer.config,
+                    "params": self.params, "stopword_terms": self.tokenizer.stopword_terms}
+            (target / "rq-keyword.json").write_text(json.dumps(meta, sort_keys=True))
+            for path in target.iterdir():
+                fsync_file(path)
+            fsync_dir(target)
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
+        return target.name
 
     @classmethod
     def load(cls, folder: Path) -> "KeywordIndex":
@@ -180,21 +186,39 @@ class KeywordIndex:
         try:
             meta = json.loads((target / "rq-keyword.json").read_text())
             ids = np.load(target / "ids.npy", allow_pickle=False)
-        except (OSError, ValueError) as exc:
+            fmt, config, params, count = meta.get("format"), meta["tokenizer"], meta["params"], int(meta["count"])
+            stem, stopwords = config["stem"], bool(config["stopwords"])
+        except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError) as exc:
             raise ArchiveError(f"{target}: keyword index is incomplete or corrupt ({exc}); rebuild it") from None
-        if meta.get("format") != FORMAT:
-            raise IndexMismatchError(f"{target}: keyword index format {meta.get('format')}, rq reads {FORMAT}; rebuild it")
-        config = meta["tokenizer"]
-        if config["stem"] and not stemmer_available():
+        if fmt != FORMAT:
+            raise IndexMismatchError(f"{target}: keyword index format {fmt}, rq reads {FORMAT}; rebuild it")
+        if stem and not stemmer_available():
             raise IndexMismatchError(f"{target}: keyword index was built with stemming but PyStemmer is missing; rebuild it")
-        tokenizer = Tokenizer(bool(config["stopwords"]), config["stem"], meta.get("stopword_terms"))
-        params = meta["params"]
-        if len(ids) != meta["count"]:
+        tokenizer = Tokenizer(stopwords, stem, meta.get("stopword_terms"))
+        if ids.ndim != 1 or len(ids) != count:
             raise ArchiveError(f"{target}: keyword index is incomplete or corrupt; rebuild it")
         retriever = _Postings.load(target) if len(ids) else None
         if retriever is not None and retriever.num_docs != len(ids):
             raise ArchiveError(f"{target}: keyword index does not match its ids; rebuild it")
         return cls(retriever, ids, tokenizer, params)
+
+
+def make_current(folder: Path, name: str) -> None:
+    """Point ``CURRENT`` at generation ``name`` (atomically), then drop the older generations."""
+    folder = Path(folder)
+    atomic_write_bytes(folder / "CURRENT", name.encode())
+    # Older generations are unreachable now; a reader that opened one keeps its arrays in memory.
+    for old in folder.glob("gen-*"):
+        if old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def current_files(folder: Path) -> list[str]:
+    """The files the current keyword index is made of, relative to ``folder``: CURRENT and its generation's."""
+    name = _read_current(folder)
+    if name is None:
+        return []
+    return ["CURRENT"] + sorted(f"{name}/{p.name}" for p in (folder / name).iterdir() if p.is_file())
 
 
 class _Postings:
@@ -225,9 +249,10 @@ class _Postings:
             vocab = {term: i for term, i in vocab.items() if term and i < columns}
             if len(vocab) != columns or arrays[2][-1] != len(arrays[0]) or len(arrays[0]) != len(arrays[1]):
                 raise ValueError("arrays disagree with the vocabulary")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            num_docs = int(params["num_docs"])
+        except (OSError, ValueError, EOFError, KeyError, TypeError, IndexError, AttributeError) as exc:
             raise ArchiveError(f"{target}: keyword index is incomplete or corrupt ({exc}); rebuild it") from None
-        return cls(vocab, *arrays, num_docs=int(params["num_docs"]))
+        return cls(vocab, *arrays, num_docs=num_docs)
 
     def get_scores_from_ids(self, term_ids: list[int]) -> np.ndarray:
         scores = np.zeros(self.num_docs, dtype=np.float32)

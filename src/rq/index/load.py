@@ -8,7 +8,8 @@ import numpy as np
 
 from rq.archive.db import Archive
 from rq.errors import ArchiveError, IndexMismatchError
-from rq.index.manifest import KEYWORDS, VECTORS, Manifest, read_manifest
+from rq.index.integrity import check_files
+from rq.index.manifest import FORMAT, KEYWORDS, VECTORS, Manifest, manifest_mtime, read_manifest
 from rq.index.resources import load_resource_vectors
 from rq.paths import Location
 from rq.settings import Settings
@@ -24,21 +25,30 @@ class LoadedIndex:
 
 
 def load_index(location: Location, archive: Archive, settings: Settings, embedder) -> LoadedIndex:
-    """Open the derived files, refusing ones built with other settings or another generation."""
+    """Open the derived files, refusing ones built with other settings or another generation.
+    Files that fail their checksum, or disagree with the manifest, raise ArchiveError: the
+    caller rebuilds them from the archive rather than serve them."""
     from rq.index.keyword import KeywordIndex
     from rq.index.vectors import VectorIndex
 
-    manifest = read_manifest(location.index_dir)
+    folder = location.index_dir
+    manifest = read_manifest(folder)
     if manifest is None:
-        raise ArchiveError(f"no search index in {location.index_dir}: run `rq index`")
+        raise ArchiveError(f"no search index in {folder}: run `rq index`")
+    if manifest.format != FORMAT:
+        raise ArchiveError(f"the index in {folder} is of an older format: run `rq index`")
     differ = manifest.settings_differ(embedder.model_id, settings)
     if differ:
         raise IndexMismatchError(
-            f"the index in {location.index_dir} was built with {', '.join(differ)}; "
+            f"the index in {folder} was built with {', '.join(differ)}; "
             "run `rq index --rebuild` to rebuild it with the current settings")
-    vectors = VectorIndex.load(location.index_dir / VECTORS, dim=manifest.dim, threads=settings.threads)
+    check_files(folder, manifest.files, manifest_mtime(folder))
+    vectors = VectorIndex.load(folder / VECTORS, dim=manifest.dim, threads=settings.threads)
     if vectors.meta.get("generation") != manifest.generation or str(manifest.generation) != archive.meta("generation"):
-        raise ArchiveError(f"index in {location.index_dir} does not match its archive: run `rq index --rebuild`")
-    keywords = KeywordIndex.load(location.index_dir / KEYWORDS)
-    ids, _, owner = load_resource_vectors(location.index_dir, manifest.generation, with_owner=True)
+        raise ArchiveError(f"index in {folder} does not match its archive: run `rq index --rebuild`")
+    keywords = KeywordIndex.load(folder / KEYWORDS)
+    ids, _, owner = load_resource_vectors(folder, manifest.generation, with_owner=True)
+    if not vectors.ntotal == len(keywords) == len(owner) == manifest.passages or len(ids) != manifest.resources:
+        raise ArchiveError(f"the index files in {folder} disagree with its manifest on how many passages "
+                           "and resources there are")
     return LoadedIndex(manifest, vectors, keywords, ids, owner)

@@ -7,6 +7,8 @@ profile (title and note). The file also maps each passage id to its resource's r
 from __future__ import annotations
 
 import io
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,24 +37,29 @@ def resource_matrix(rows: list[tuple], matrix: np.ndarray, profiles: dict[str, n
     return order, out
 
 
-def save_resource_vectors(folder: Path, rows: list[tuple], matrix: np.ndarray,
+def save_resource_vectors(path: Path, rows: list[tuple], matrix: np.ndarray,
                           profiles: dict[str, np.ndarray], generation: int) -> None:
+    """Write the resource vectors of ``rows`` to ``path`` (atomically)."""
     ids, vectors = resource_matrix(rows, matrix, profiles)
     position = {rid: i for i, rid in enumerate(ids)}
     owner = np.array([position[row[0]] for row in rows], dtype=np.int64)  # passage id -> resource row
     buffer = io.BytesIO()
     np.savez(buffer, ids=np.asarray(ids, dtype="U40"), vectors=vectors, owner=owner,
              generation=np.int64(generation))
-    atomic_write_bytes(folder / RESOURCE_VECTORS, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_resource_vectors(folder: Path, generation: int, with_owner: bool = False):
     """(resource ids, one vector per resource) and, with_owner, passage id -> resource row."""
     try:
-        with np.load(folder / RESOURCE_VECTORS) as data:
+        with np.load(folder / RESOURCE_VECTORS, allow_pickle=False) as data:
             if int(data["generation"]) != generation:
                 raise ArchiveError(f"{folder / RESOURCE_VECTORS} is out of step with the archive")
             ids, vectors = [str(i) for i in data["ids"]], data["vectors"].astype(np.float32)
-            return (ids, vectors, data["owner"]) if with_owner else (ids, vectors)
-    except (OSError, ValueError, KeyError) as exc:
+            owner = data["owner"] if with_owner else None
+    # A damaged zip shows as any of these, from numpy, zipfile or zlib.
+    except (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile, zlib.error) as exc:
         raise ArchiveError(f"{folder / RESOURCE_VECTORS} is missing or damaged ({exc})") from None
+    if vectors.ndim != 2 or len(vectors) != len(ids):
+        raise ArchiveError(f"{folder / RESOURCE_VECTORS} is damaged (ids and vectors disagree)")
+    return (ids, vectors, owner) if with_owner else (ids, vectors)

@@ -164,6 +164,8 @@ def _split(path: Path, data: bytes) -> tuple[dict, bytes]:
         raise corrupt
     if zlib.crc32(payload) & 0xFFFFFFFF != header.get("crc32"):
         raise corrupt
+    if not all(isinstance(header.get(key), int) for key in ("dim", "ntotal")) or "kind" not in header:
+        raise corrupt
     return header, payload
 
 

@@ -1,27 +1,27 @@
 """Ingest: queue -> fetch -> extract -> archive, resumable and incremental.
 
-Each link is stored in its own transaction as soon as it is fetched, so a run
-killed midway keeps what it did and the next run picks up the rest. A link
-fetched within the freshness window is not fetched again; a body whose hash is
-already archived for that resource is not extracted again; a link that fails
-keeps its last good document, so search still works after the link dies. A page
-answered 200 that is really the site's "not found" page fails as ``soft_404``, and
-a page already read whose text changed is noted (rq.ingest.changes).
+Each link is stored in its own transaction as soon as it is fetched (rq.ingest.store), so
+a run killed midway keeps what it did and the next run picks up the rest. A link fetched
+within the freshness window is not fetched again, unless it failed because of a setting
+that has changed since (rq.ingest.policy); a body whose hash is already archived for that
+resource is not extracted again; a link that fails keeps its last good document, so search
+still works after the link dies. A page answered 200 that is really the site's "not found"
+page fails as ``soft_404``, a page already read whose text changed is noted
+(rq.ingest.changes), and a run that reaches no server at all records its links as not
+checked (``offline``) rather than dead (rq.ingest.offline).
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
-from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from rq.archive.db import Archive, open_archive, sha256_hex
+from rq.archive.db import Archive, open_archive
 from rq.archive.lock import writer_lock
-from rq.archive.records import PERMANENT_REASONS, SOFT_404, FetchRecord
+from rq.archive.records import PERMANENT_REASONS, FetchRecord
 from rq.archive.session import sync_queue
-from rq.ingest.changes import note_change
-from rq.ingest.soft404 import SoftNotFound
+from rq.ingest.policy import policy_of, setting_changed
+from rq.ingest.store import IngestSummary, RunStore
 from rq.paths import locate
 from rq.queue.model import Queue
 from rq.queue.parse import read_queue
@@ -29,34 +29,9 @@ from rq.queue.urls import fetch_url, is_web_url
 from rq.settings import Settings
 
 Progress = Callable[[int, int, str], None]
+Notice = Callable[[str], None]
 
-
-@dataclass
-class IngestSummary:
-    queue: str
-    index: str
-    resources: int = 0
-    added: int = 0
-    removed: int = 0
-    fresh: int = 0  # skipped: fetched recently
-    fetched: int = 0  # new or changed content, extracted
-    unchanged: int = 0  # 304 or identical body: nothing extracted
-    not_web: int = 0
-    failed: Counter = field(default_factory=Counter)
-    no_text: int = 0
-    failures: list[dict] = field(default_factory=list)
-    changed_since_read: int = 0  # pages marked read whose text changed in this run (see rq.ingest.soft404)
-    changes: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def did_something(self) -> bool:
-        return self.resources == 0 or bool(self.fetched or self.unchanged or self.fresh or self.not_web)
-
-    def as_dict(self) -> dict:
-        data = dict(self.__dict__)
-        data["failed"] = dict(self.failed)
-        return data
+__all__ = ["IngestSummary", "ingest", "plan_fetches"]
 
 
 def _needs_fetch(last: FetchRecord | None, settings: Settings, now: float) -> bool:
@@ -66,6 +41,8 @@ def _needs_fetch(last: FetchRecord | None, settings: Settings, now: float) -> bo
     fresh = age < settings.freshness_days * 86400
     if last.outcome in ("ok", "not_modified"):
         return not fresh
+    if setting_changed(last, settings):
+        return True  # e.g. refused as a private address, and --allow-private given now
     return not (fresh and last.reason in PERMANENT_REASONS)
 
 
@@ -93,13 +70,15 @@ def plan_fetches(archive: Archive, queue: Queue, settings: Settings, summary: In
     return requests
 
 
-def ingest(settings: Settings, progress: Progress | None = None) -> IngestSummary:
+def ingest(settings: Settings, progress: Progress | None = None, notice: Notice | None = None) -> IngestSummary:
+    """Fetch, extract and archive the queue's stale links. ``notice`` hears what the run waits
+    for before it starts (another rq process writing the same index)."""
     location = locate(settings)
     queue = read_queue(location.queue_path)
     started = time.monotonic()
     summary = IngestSummary(queue=str(location.queue_path), index=str(location.index_dir),
                             resources=len(queue.resources))
-    with writer_lock(location.index_dir):
+    with writer_lock(location.index_dir, notice=notice):
         archive = open_archive(location.index_dir, location.queue_key)
         try:
             summary.added, summary.removed = sync_queue(archive, queue)
@@ -116,80 +95,29 @@ def ingest(settings: Settings, progress: Progress | None = None) -> IngestSummar
 
 def _fetch_and_store(archive: Archive, requests: list, settings: Settings,
                      summary: IngestSummary, progress: Progress | None) -> None:
+    """Fetch the links and store each result as it arrives. A made-up sibling a page needs
+    (rq.ingest.soft404) joins the same fetch_all run, so the probes of many hosts run at once
+    within the per-host limits and deadlines, instead of one after another."""
     from rq.extract.worker import ExtractorPool
     from rq.fetch.client import fetch_all
 
     total = len(requests)
     if progress:
         progress(0, total, "fetching")
+    probes: list = []  # requests for fetch_all to start while it runs
+    done = 0
     # One worker: results are stored one by one in this thread anyway.
     with ExtractorPool(size=1) as pool:
-        checker = SoftNotFound(settings, pool)
-        for done, result in enumerate(fetch_all(requests, settings), start=1):
-            store_result(archive, result, pool, settings, summary, checker)
+        store = RunStore(archive, pool, settings, summary, policy_of(settings))
+        for result in fetch_all(requests, settings, added=probes):
+            if store.checker.is_probe(result):
+                store.probed(result)
+                continue
+            done += 1
+            probe = store.take(result)
+            if probe is not None:
+                probes.append(probe)
             if progress:
-                progress(done, total, result.request.url)
-
-
-def _record(result, body_sha: str | None) -> FetchRecord:
-    return FetchRecord(
-        resource_id=result.request.key, url=result.request.url, at=result.fetched_at,
-        outcome=result.outcome, reason=result.reason, detail=result.detail,
-        http_status=result.http_status, final_url=result.final_url, content_type=result.content_type,
-        etag=result.etag, last_modified=result.last_modified, body_sha=body_sha,
-        bytes=len(result.body) if result.body is not None else None,
-        attempts=result.attempts, elapsed=result.elapsed,
-    )
-
-
-def _failed(summary: IngestSummary, resource_id: str, url: str, reason: str, detail: str) -> None:
-    summary.failed[reason] += 1
-    summary.failures.append({"id": resource_id, "url": url, "reason": reason, "detail": detail})
-
-
-def _soft_404(archive: Archive, result, body_sha: str, detail: str, summary: IngestSummary) -> None:
-    """A page answered 200 that is really "not found": a failed fetch whose body stays archived
-    (fetches.body_sha), while the resource keeps its last good document."""
-    archive.add_fetch(replace(_record(result, body_sha), outcome="failed", reason=SOFT_404, detail=detail))
-    _failed(summary, result.request.key, result.request.url, SOFT_404, detail)
-
-
-def store_result(archive: Archive, result, pool, settings: Settings, summary: IngestSummary,
-                 checker=None) -> None:
-    """Archive one fetch result. ``checker`` (a rq.ingest.soft404.SoftNotFound) vets pages answered 200."""
-    resource_id = result.request.key
-    if result.outcome == "failed":
-        archive.add_fetch(_record(result, None))
-        _failed(summary, resource_id, result.request.url, result.reason, result.detail)
-        return
-    if result.outcome == "not_modified":
-        previous = archive.document(resource_id)
-        archive.add_fetch(_record(result, previous["body_sha"] if previous else None))
-        summary.unchanged += 1
-        return
-    body_sha = archive.put_body(result.body)
-    previous = archive.document(resource_id)
-    if previous is not None and previous["body_sha"] == body_sha:
-        verdict = checker and checker.check(result, previous["kind"], previous["text"], previous["title"],
-                                            previous["charset"])
-        if verdict:
-            _soft_404(archive, result, body_sha, verdict, summary)
-            return
-        archive.add_fetch(_record(result, body_sha))
-        summary.unchanged += 1
-        return
-    doc = pool.extract(result.body, result.content_type, result.final_url or result.request.url, settings)
-    verdict = checker and checker.check(result, doc.kind, doc.text, doc.title, doc.charset)
-    if verdict:
-        _soft_404(archive, result, body_sha, verdict, summary)
-        return
-    with archive.transaction():
-        archive.put_document(resource_id, body_sha, doc, _record(result, body_sha))
-        text_sha = sha256_hex(doc.text.encode("utf-8", "surrogatepass"))
-        score = note_change(archive, resource_id, previous, doc.text, text_sha, body_sha)
-    summary.fetched += 1
-    if score is not None:
-        summary.changed_since_read += 1
-        summary.changes.append({"id": resource_id, "url": result.request.url, "similarity": round(score, 3)})
-    if not doc.text.strip():
-        summary.no_text += 1
+                last_waits = done == total and store.pages_waiting
+                progress(done, total, "checking hosts for a catch-all error page" if last_waits else result.request.url)
+        store.finish()

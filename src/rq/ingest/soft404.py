@@ -13,7 +13,11 @@ here". Three signals, tried cheapest first, each only on HTML answered 200:
 * ``sibling``: once per host and ingest run, a made-up address next to the page
   (``<parent path>/rq-missing-<random hex>``) is fetched with the same guard and
   settings; if it also answers 200 with near-identical text, the page is the
-  site's catch-all error page.
+  site's catch-all error page. The check does not fetch: it answers ``Waiting``
+  with the probe to start, the ingest run fetches it among its other links (so
+  probes of many hosts run at once, under the same per-host limits and
+  deadlines) and judges the pages that waited for it with ``sibling``. The
+  ``probe_soft_404`` setting turns this signal off.
 
 A soft 404 is recorded as a failed fetch with reason ``soft_404`` (the detail
 names the signal); its body is still archived under ``raw/`` and referenced by
@@ -27,7 +31,6 @@ import html as _html
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from rq.fetch.urls import origin
@@ -38,7 +41,7 @@ SIMILAR = 0.9  # page vs made-up sibling: at least this alike -> soft 404
 SHORT_BODY_WORDS = 100  # a "not found" sentence counts in a body this short or shorter
 TITLE_MAX_BODY_WORDS = 600  # above this much main text, an error-shaped title alone does not decide
 PROBE_PREFIX = "rq-missing-"
-PROBE_SIBLINGS = True  # fetch a made-up sibling per host (one extra request per host and run)
+PROBE_KEY = "rq-probe"  # FetchRequest.key of a made-up sibling: never a resource id (40 hex digits)
 
 # -- "not found" wording -----------------------------------------------------------------------
 
@@ -172,22 +175,30 @@ class Probe:
     text: str
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """A page that can be judged only once its host's made-up sibling is known."""
+
+    origin: str
+    request: object | None  # the probe's FetchRequest to start; None when it is already on its way
+
+
 class SoftNotFound:
     """Decides whether a page answered 200 is a soft 404. One per ingest run: it remembers
     the made-up sibling of each host (fetched at most once per host)."""
 
-    def __init__(self, settings, pool, token: str | None = None,
-                 fetch: Callable | None = None, probe_siblings: bool | None = None) -> None:
+    def __init__(self, settings, pool, token: str | None = None, probe_siblings: bool | None = None) -> None:
         self.settings = settings
         self.pool = pool
         self.token = token or secrets.token_hex(8)
-        self._fetch = fetch
-        self.probe_siblings = PROBE_SIBLINGS if probe_siblings is None else probe_siblings
-        self.probes: dict[str, Probe | None] = {}
+        self.probe_siblings = settings.probe_soft_404 if probe_siblings is None else probe_siblings
+        self.probes: dict[str, Probe | None] = {}  # by origin, once its probe has answered
+        self._asked: set[str] = set()  # origins whose probe is on its way
 
     def check(self, result, kind: str | None, text: str, title: str | None,
-              charset: str | None = None) -> str | None:
-        """``"signal: explanation"`` if the fetched page is a soft 404, else None."""
+              charset: str | None = None) -> str | Waiting | None:
+        """``"signal: explanation"`` if the fetched page is a soft 404, None if it is not, or
+        ``Waiting`` when that takes its host's made-up sibling, not fetched yet."""
         if result.outcome != "ok" or kind != "html":
             return None
         requested, final = result.request.url, result.final_url or result.request.url
@@ -204,7 +215,34 @@ class SoftNotFound:
             return None
         if _HOME_PATH.match(path):
             return None  # a site answering everything with its home page would match its own home
-        probe = self._probe(final)
+        key = origin(final)
+        if key in self.probes:
+            return self.sibling(final, text)
+        if key in self._asked:
+            return Waiting(key, None)
+        target = probe_url(final, self.token)
+        if target is None:
+            self.probes[key] = None
+            return None
+        from rq.fetch.client import FetchRequest
+
+        self._asked.add(key)
+        return Waiting(key, FetchRequest(url=target, key=PROBE_KEY))
+
+    @staticmethod
+    def is_probe(result) -> bool:
+        return result.request.key == PROBE_KEY
+
+    def probed(self, result) -> str:
+        """Keep a made-up sibling's answer; returns the origin whose waiting pages can now be judged."""
+        key = origin(result.request.url)
+        self._asked.discard(key)
+        self.probes[key] = self._read_probe(result)
+        return key
+
+    def sibling(self, final: str, text: str) -> str | None:
+        """The verdict on a page whose host's made-up sibling is known."""
+        probe = self.probes.get(origin(final))
         if probe is None or probe.outcome != "ok" or not probe.text.strip():
             return None
         score = similarity(text, probe.text, path_words(final), path_words(probe.url))
@@ -213,22 +251,8 @@ class SoftNotFound:
                     f"(similarity {score:.2f})")
         return None
 
-    def _probe(self, url: str) -> Probe | None:
-        key = origin(url)
-        if key in self.probes:
-            return self.probes[key]
-        target = probe_url(url, self.token)
-        probe = None
-        if target is not None:
-            probe = self._run_probe(target)
-        self.probes[key] = probe
-        return probe
-
-    def _run_probe(self, target: str) -> Probe:
-        from rq.fetch.client import FetchRequest, fetch_one
-
-        fetch = self._fetch or fetch_one
-        result = fetch(FetchRequest(url=target, key="rq-probe"), self.settings)
+    def _read_probe(self, result) -> Probe:
+        target = result.request.url
         text = ""
         if result.outcome == "ok" and result.body is not None:
             if redirected_home(target, result.final_url or target, result.redirects):

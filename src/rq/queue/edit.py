@@ -1,29 +1,51 @@
 """`rq done` / `rq todo`: tick or untick one item's checkbox, and change nothing else.
 
-The file is rewritten atomically (temp file in the same folder, fsync, rename),
-keeping its line endings, BOM, encoding and mode; a symlinked queue is written
-through to its target. An editor may save the file while rq works: rq remembers
-what it read, holds a lock against other rq processes, re-reads just before
-replacing and, if the file changed, applies the tick to the new text by
-matching the item's URL, or stops without writing.
+The file is rewritten atomically (temp file in the same folder, fsync, rename), keeping its
+line endings, byte-order mark, encoding and mode; a symlinked queue is written through to
+its target. A lock keeps other rq processes out, but an editor may save the file at any
+moment, and its save must never be lost:
+
+* right before the rename (the new text already fsynced), rq reads the file again; if it
+  changed, the tick is applied to the new text instead (matching the item by its URL);
+* the rename swaps the two names and hands back the file it replaced (on Linux in one step,
+  elsewhere by a hard link made just before). If that is not what rq read last (an editor
+  saved in between, or, seen after a moment's grace, was still writing the old file in
+  place), the editor's file is swapped straight back and the tick redone on it, so rq's
+  text stands in the file without the editor's save only for those few microseconds
+  (or the grace).
+
+What is left open is an editor that opened the old file to overwrite it in place before
+the rename and writes into it later than the grace: POSIX gives no way to see that. A file
+being saved in place is read until two reads agree, so half a file is never taken for the
+user's text.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
+import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from rq.errors import QueueError, RqError
-from rq.files import TMP_PREFIX, atomic_write_bytes
+from rq.errors import NotFoundError, QueueError, RqError
+from rq.files import TMP_PREFIX, replace_keeping_old, write_temp
 from rq.queue.model import Item, Queue, Resource
 from rq.queue.parse import parse_queue
 from rq.queue.resolve import resolve_resource
 from rq.queue.urls import normalize_url
+
+# How many saves by another program rq redoes its tick on before it gives up, having written nothing.
+_MAX_REDOS = 20
+# After the rename: the time an editor that opened the old file just before gets to finish writing it.
+_GRACE_S = 0.02
+# A file saved in place is truncated and then written: reads this far apart must agree before
+# its text is trusted, and an empty file is waited on this long before it is believed.
+_SETTLE_S = 0.01
+_SETTLE_WAIT_S = 1.0
+_CHANGED = "the file changed while rq was working; the tick was applied to the new text"
 
 
 @dataclass
@@ -85,18 +107,6 @@ def apply_state(queue: Queue, url: str, state: str) -> tuple[bytes, list[int], R
     return edited.to_bytes(), touched, resource
 
 
-@dataclass(frozen=True)
-class _Snapshot:
-    digest: str
-    size: int
-    mtime_ns: int
-    inode: int
-
-    @classmethod
-    def of(cls, raw: bytes, st: os.stat_result) -> "_Snapshot":
-        return cls(hashlib.sha256(raw).hexdigest(), st.st_size, st.st_mtime_ns, st.st_ino)
-
-
 def _tmp_prefix(target: Path) -> str:
     return f"{TMP_PREFIX}{target.name}-"
 
@@ -113,7 +123,7 @@ def _queue_lock(target: Path) -> Iterator[None]:
     with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
-            # A run killed mid-write leaves its temp file beside the queue; only this queue's
+            # A run killed mid-write leaves its temp files beside the queue; only this queue's
             # own temp files are swept, and only while holding its lock.
             for leftover in target.parent.glob(f"{_tmp_prefix(target)}*"):
                 leftover.unlink(missing_ok=True)
@@ -122,23 +132,144 @@ def _queue_lock(target: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _read(target: Path) -> tuple[bytes, _Snapshot]:
+def _read(target: Path) -> bytes:
     try:
         with open(target, "rb") as fh:
-            raw = fh.read()
-            st = os.fstat(fh.fileno())
+            return fh.read()
     except FileNotFoundError:
         raise QueueError("no such queue file", target) from None
     except OSError as exc:
         raise QueueError(f"cannot read queue file ({exc.strerror})", target) from None
-    return raw, _Snapshot.of(raw, st)
 
 
-def _replace(target: Path, data: bytes) -> None:
+def _settled_read(target: Path, expected: bytes | None) -> bytes:
+    """The file's bytes when they are ``expected``, else once two reads agree: a program saving in
+    place truncates the file and then writes it, and half a file must never be taken for the
+    user's text (an empty one is believed only after _SETTLE_WAIT_S)."""
+    raw = _read(target)
+    deadline = time.monotonic() + _SETTLE_WAIT_S
+    while raw != expected and time.monotonic() < deadline:
+        time.sleep(_SETTLE_S)
+        again = _read(target)
+        if again == raw and raw:
+            break
+        raw = again
+    return raw
+
+
+def _commit(target: Path, path: Path, raw: bytes, url: str, state: str,
+            warnings: list[str]) -> tuple[list[int], Resource]:
+    """Tick the item in the file, applied to whatever the file holds at the instant rq's text
+    takes its place, so what another program saved meanwhile stays. Returns the lines changed
+    (none when the file already said so) and the resource."""
+    for _ in range(_MAX_REDOS + 1):
+        new_raw, lines, resource = _ticked(raw, path, url, state)
+        if resource is None:
+            raise RqError(f"{url} is no longer in the queue file; nothing was written")
+        if new_raw == raw:
+            return lines, resource
+        now = _install(target, new_raw, raw)
+        if now is None:
+            return lines, resource
+        raw = now  # another program saved meanwhile; the file holds its save: redo the tick on it
+        if _CHANGED not in warnings:
+            warnings.append(_CHANGED)
+    raise QueueError("the file kept changing while rq tried to tick it; nothing was written; try again", target)
+
+
+def _install(target: Path, data: bytes, expected: bytes) -> bytes | None:
+    """Put ``data`` in the file's place if the file still holds ``expected``: None when it did.
+    Otherwise another program saved meanwhile; the file is left holding that save, whose text
+    is returned."""
     try:
-        atomic_write_bytes(target, data, prefix=_tmp_prefix(target))
+        tmp = write_temp(target, data, prefix=_tmp_prefix(target))
     except OSError as exc:
         raise QueueError(f"cannot write queue file ({exc.strerror}); it was left as it was", target) from None
+    now = [expected]  # what the last look found
+
+    def unchanged() -> bool:  # the last look, right before the rename
+        now[0] = _settled_read(target, expected)
+        return now[0] == expected
+
+    replaced = None
+    try:
+        replaced = _swap(tmp, target, unchanged)
+    finally:
+        if replaced is None:
+            tmp.unlink(missing_ok=True)
+    if replaced is None:
+        return now[0]
+    return _undo_if_displaced(target, replaced, data, expected)
+
+
+def _swap(tmp: Path, target: Path, still_wanted=None) -> Path | None:
+    """Swap ``tmp`` in for ``target``; None when ``still_wanted`` says no. Returns where the
+    displaced file now is."""
+    try:
+        return replace_keeping_old(tmp, target, still_wanted)
+    except FileNotFoundError:
+        raise QueueError("the queue file was removed while rq was writing it; nothing was written",
+                         target) from None
+    except OSError as exc:
+        raise QueueError(f"cannot write queue file ({exc.strerror})", target) from None
+
+
+def _undo_if_displaced(target: Path, replaced: Path, data: bytes, expected: bytes) -> bytes | None:
+    """After rq's ``data`` took the file's place: None when the file it displaced is the one rq
+    read (also after a moment's grace for an editor still writing it in place). Otherwise another
+    program saved in between: its file is swapped straight back in, and its text returned."""
+    held = _read(replaced)
+    if held == expected:
+        time.sleep(_GRACE_S)
+        held = _settled_read(replaced, expected)
+    if held == expected:
+        replaced.unlink(missing_ok=True)
+        return None
+    try:
+        out = _swap(replaced, target)
+    except QueueError:
+        raise QueueError(f"another program saved the file while rq was writing it, and rq could not put that "
+                         f"save back: it is in {replaced}; copy it over the queue file before running rq again",
+                         target) from None
+    if _read(out) != data:  # a newer save came in the microseconds since: it stays, the older goes
+        out = _swap(out, target)
+    out.unlink(missing_ok=True)
+    return _settled_read(target, held)
+
+
+def _ticked(raw: bytes, path: Path, url: str, state: str) -> tuple[bytes, list[int], Resource | None]:
+    """``raw`` with the item at ``url`` set to ``state``; ``raw`` itself, and no resource, when the
+    item is no longer there."""
+    queue = parse_queue(raw, path)
+    wanted = normalize_url(url)
+    if not any(normalize_url(r.url) == wanted for r in queue.resources):
+        return raw, [], None
+    return apply_state(queue, url, state)
+
+
+def _file_warnings(path: Path, target: Path, queue: Queue) -> list[str]:
+    """What the user should know about a file rq is about to rewrite."""
+    warnings = [f"{w.message}; the file is written back in that encoding" for w in queue.warnings if w.line_no == 0]
+    links = os.stat(target).st_nlink
+    if links > 1:
+        warnings.append(f"{path} has {links} hard links; the others keep the old text")
+    return warnings
+
+
+def _read_and_resolve(target: Path, path: Path, ref: str) -> tuple[bytes, Queue, Resource]:
+    """The file, parsed, and the resource ``ref`` names in it. A reference that names nothing is
+    looked up again in the file's settled text: an editor saving in place may have been caught
+    halfway through."""
+    raw = _read(target)
+    try:
+        queue = parse_queue(raw, path)
+        return raw, queue, resolve_resource(queue, ref)
+    except NotFoundError:
+        settled = _settled_read(target, None)
+        if settled == raw:
+            raise
+    queue = parse_queue(settled, path)
+    return settled, queue, resolve_resource(queue, ref)
 
 
 def set_state(path: Path, ref: str, state: str) -> EditResult:
@@ -146,22 +277,11 @@ def set_state(path: Path, ref: str, state: str) -> EditResult:
     if state not in ("read", "unread"):
         raise ValueError(state)
     target = Path(os.path.realpath(path))  # a symlinked queue stays a symlink: write its target
-    warnings = []
     with _queue_lock(target):
-        raw, before = _read(target)
-        queue = parse_queue(raw, path)
-        resource = resolve_resource(queue, ref)
-        new_raw, touched, resource = apply_state(queue, resource.url, state)
+        raw, queue, resource = _read_and_resolve(target, path, ref)
+        _, touched, resource = apply_state(queue, resource.url, state)
         if not touched:
-            return EditResult(resource, state, False, [], warnings)
-        st = os.stat(target)
-        if st.st_nlink > 1:
-            warnings.append(f"{path} has {st.st_nlink} hard links; the others keep the old text")
-        again, now = _read(target)
-        if now != before:  # an editor saved in between: re-apply to what is there now
-            new_raw, touched, resource = apply_state(parse_queue(again, path), resource.url, state)
-            warnings.append("the file changed while rq was working; the tick was applied to the new text")
-            if not touched:
-                return EditResult(resource, state, False, [], warnings)
-        _replace(target, new_raw)
-    return EditResult(resource, state, True, touched, warnings)
+            return EditResult(resource, state, False, [], [])
+        warnings = _file_warnings(path, target, queue)
+        lines, resource = _commit(target, path, raw, resource.url, state, warnings)
+    return EditResult(resource, state, bool(lines), lines, warnings)

@@ -15,7 +15,9 @@ from rq.queue.urls import is_web_url
 
 _HTML_A = re.compile(r"""<a\s[^>]{0,2000}?href\s*=\s*["']([^"'\s]{1,4000})["'][^>]{0,2000}>(.{0,2000}?)</a\s*>""", re.I)
 _AUTOLINK = re.compile(r"<(https?://[^>\s]{1,4000})>", re.I)
-_BARE = re.compile(r"https?://[^\s<>\[\]\"'`]{1,4000}", re.I)
+# Unbounded (one character class, so still linear): a URL is found whole, however long, and the
+# parser refuses an overlong one instead of keeping its first few thousand characters as another page.
+_BARE = re.compile(r"https?://[^\s<>\[\]\"'`]+", re.I)
 _TAG = re.compile(r"</?[a-zA-Z][^>]{0,2000}>")
 _EMPHASIS = re.compile(r"(\*\*|__|`+|~~)")
 _SPACES = re.compile(r"\s+")

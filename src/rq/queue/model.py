@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rq.queue.encoding import encode_queue
 from rq.queue.ids import short_ids
 
 
@@ -52,18 +53,18 @@ class Section:
 
 @dataclass(frozen=True)
 class ParseWarning:
-    line_no: int
+    line_no: int  # 0: about the whole file (how it was decoded)
     message: str
 
     def __str__(self) -> str:
-        return f"line {self.line_no}: {self.message}"
+        return f"line {self.line_no}: {self.message}" if self.line_no else self.message
 
 
 @dataclass
 class Queue:
     path: Path | None
     raw: bytes
-    encoding: str
+    encoding: str  # a Python codec name (rq.queue.encoding); the byte-order mark is the one raw has
     lines: list[str]  # decoded, each with its own line ending
     title: str | None  # the lone top-level heading, if the file has one
     resources: list[Resource]
@@ -76,9 +77,8 @@ class Queue:
             resource.short_id = shown[resource.id]
 
     def to_bytes(self) -> bytes:
-        """The file as it was read; a parse followed by a write changes nothing."""
-        bom = b"\xef\xbb\xbf" if self.raw.startswith(b"\xef\xbb\xbf") else b""
-        return bom + "".join(self.lines).encode(self.encoding, errors="surrogateescape")
+        """The file in its own encoding and byte-order mark; a parse followed by a write changes nothing."""
+        return encode_queue("".join(self.lines), self.raw, self.encoding)
 
     def by_id(self) -> dict[str, Resource]:
         return {r.id: r for r in self.resources}

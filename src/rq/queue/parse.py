@@ -4,7 +4,9 @@ A resource is a list item (``-``, ``*``, ``+``, ``1.``), a checkbox line without
 bullet (``[x] [T](u)``) or an HTML ``<li>``, that carries an http(s) link. The
 first link is the resource; the others are kept as its extra links. Images,
 badges and links to ``#anchors`` or relative files (tables of contents) are not
-resources. Headings of any depth give each item its section path.
+resources. Headings of any depth give each item its section path. Lines Markdown shows
+as indented code are not items, and titles, notes and links have a length limit: what is
+skipped or cut gets a warning with its line number.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 from pathlib import Path
 
 from rq.errors import QueueError
+from rq.queue.encoding import decode_queue
 from rq.queue.ids import resource_id
 from rq.queue.links import find_links, strip_inline_markup
 from rq.queue.model import Item, ParseWarning, Queue, Resource, Section
@@ -27,25 +30,14 @@ _ITEM = re.compile(
 )
 _BARE_BOX = re.compile(r"^(?P<indent>[ \t]*)(?P<box>\[(?: |x|X|)\])(?=[ \t]|$)")
 _HTML_LI = re.compile(r"^[ \t]*<li\b", re.I)
+_HTML_BLOCK = re.compile(r"^[ \t]*</?[A-Za-z][A-Za-z0-9-]*(?=[\s/>]|$)")  # a tag, not an autolink
 _COMMENT_OPEN, _COMMENT_CLOSE = "<!--", "-->"
-MAX_NOTE_CHARS = 2000  # a note is a line of commentary; a megabyte line is not read as one
-
-
-def decode_queue(raw: bytes, path: Path | None = None) -> tuple[str, str]:
-    """Return (text, encoding). Refuse bytes that are plainly not a text file."""
-    head = raw[:8192]
-    if head.startswith((b"%PDF-", b"\x89PNG", b"PK\x03\x04", b"\x1f\x8b", b"GIF8", b"\xff\xd8\xff")):
-        raise QueueError("not a Markdown file (binary content)", path)
-    body = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
-    try:
-        return body.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    controls = sum(1 for b in head if b < 9 or 13 < b < 32)
-    if head and controls / len(head) > 0.1:
-        raise QueueError("not a Markdown file (binary content)", path)
-    # Non-UTF-8 text: keep undecodable bytes as surrogates so the file round-trips.
-    return body.decode("utf-8", errors="surrogateescape"), "utf-8"
+# A title, a note or a link is a line of a list; a megabyte of one is a broken or hostile file,
+# and would be carried into every table, search result and index entry.
+MAX_TITLE_CHARS = 500
+MAX_NOTE_CHARS = 2000
+MAX_URL_CHARS = 4096
+_NOTE_SCAN = 4 * MAX_NOTE_CHARS  # markup shrinks when read, so a few times the cap is read
 
 
 def read_queue_bytes(path: Path) -> bytes:
@@ -64,17 +56,69 @@ def read_queue(path: Path) -> Queue:
 
 
 def parse_queue(raw: bytes, path: Path | None = None) -> Queue:
-    text, encoding = decode_queue(raw, path)
+    text, encoding, note = decode_queue(raw, path)
     lines = text.splitlines(keepends=True)
     parser = _Parser(path)
+    if note:
+        parser.warnings.append(ParseWarning(0, note))
     for line_no, line in enumerate(lines, start=1):
         parser.feed(line_no, line.rstrip("\r\n"))
     return parser.finish(raw, encoding, lines)
 
 
+class _Blocks:
+    """Which lines CommonMark reads as indented code (or as the continuation of a paragraph)
+    rather than as list items: indented 4 or more columns past the content of the list item
+    they belong to (past the margin outside a list), after a blank line or a paragraph. An item
+    nested under another, even after a blank line of a loose list, stays an item; so does an
+    indented item right under a heading, which rq has always read as one."""
+
+    def __init__(self) -> None:
+        self.open_items: list[int] = []  # content columns of the list items a line may continue
+        self.prev = "start"  # the previous line: start, blank, text, html, item, block or code
+        self.in_code = False  # inside an indented code block (blank lines do not end one)
+        self.new_code = False  # the last line judged code began its block
+
+    def is_code(self, indent: int) -> bool:
+        """Whether a non-blank line outside fences and comments is code, not Markdown."""
+        if self.prev == "blank":  # after a blank line a line belongs only to items it is not left of
+            while self.open_items and self.open_items[-1] > indent:
+                self.open_items.pop()
+        column = indent - (self.open_items[-1] if self.open_items else 0)
+        code = column >= 4 and (self.prev in ("start", "blank", "code")
+                                or (self.prev == "text" and not self.open_items))
+        self.new_code = code and not self.in_code
+        self.in_code = code
+        if code:
+            self.prev = "code"
+        return code
+
+    def blank(self) -> None:
+        self.prev = "blank"
+
+    def item(self, indent: int, content: int) -> None:
+        while self.open_items and self.open_items[-1] > indent:
+            self.open_items.pop()
+        self.open_items.append(content)
+        self.prev = "item"
+
+    def text(self, line: str) -> None:
+        self.prev = "html" if _HTML_BLOCK.match(line) else "text"
+
+    def heading(self) -> None:
+        self.open_items.clear()
+        self.prev = "block"
+
+    def other(self) -> None:
+        """A fence or comment line: not a paragraph, so an indented line after it is no continuation."""
+        self.in_code = False
+        self.prev = "block"
+
+
 class _Parser:
     def __init__(self, path: Path | None) -> None:
         self.path = path
+        self.blocks = _Blocks()
         self.fence: str | None = None
         self.in_comment = False
         self.headings: list[tuple[int, str]] = []  # (level, text) stack
@@ -82,39 +126,61 @@ class _Parser:
         self.items: list[Item] = []
         self.warnings: list[ParseWarning] = []
         self.last_item_indent: int | None = None
+        self.code_warned = False  # the current indented code block has had its warning
+        self.full_notes: set[int] = set()  # items (by count) whose note reached MAX_NOTE_CHARS
         self.h1_count = 0
 
     # -- line classification -------------------------------------------------
     def feed(self, line_no: int, line: str) -> None:
-        if self._skip_fenced_or_comment(line):
+        if self._inside_fence_or_comment(line):
+            self.blocks.other()
+            return
+        if not line.strip():
+            self.blocks.blank()
+            self.last_item_indent = None
+            return
+        indent = _indent_of(line)
+        if self.blocks.is_code(indent):
+            self._code(line_no, line)
+            return
+        if self._opens_fence_or_comment(line):
+            self.blocks.other()
             return
         heading = _HEADING.match(line)
         if heading:
+            self.blocks.heading()
             self._heading(line_no, len(heading.group(1)), heading.group(2) or "")
-            return
-        if not line.strip():
-            self.last_item_indent = None
             return
         match = _ITEM.match(line) or _BARE_BOX.match(line)
         if match or _HTML_LI.match(line):
+            if match:
+                self.blocks.item(indent, _content_column(line, match))
+            else:
+                self.blocks.text(line)
             self._item(line_no, line, match)
-        elif self.last_item_indent is not None and _indent_of(line) > self.last_item_indent:
-            self._continue_note(line)
+            return
+        self.blocks.text(line)
+        if self.last_item_indent is not None and indent > self.last_item_indent:
+            self._continue_note(line_no, line)
         else:
             self.last_item_indent = None
 
-    def _skip_fenced_or_comment(self, line: str) -> bool:
-        fence = _FENCE.match(line)
+    def _inside_fence_or_comment(self, line: str) -> bool:
         if self.fence is not None:
+            fence = _FENCE.match(line)
             if fence and fence.group(1)[0] == self.fence[0] and len(fence.group(1)) >= len(self.fence):
                 self.fence = None
-            return True
-        if fence:
-            self.fence = fence.group(1)
             return True
         if self.in_comment:
             if _COMMENT_CLOSE in line:
                 self.in_comment = False
+            return True
+        return False
+
+    def _opens_fence_or_comment(self, line: str) -> bool:
+        fence = _FENCE.match(line)
+        if fence:
+            self.fence = fence.group(1)
             return True
         stripped = line.lstrip()
         if stripped.startswith(_COMMENT_OPEN) and _COMMENT_CLOSE not in stripped[4:]:
@@ -122,9 +188,22 @@ class _Parser:
             return True
         return False
 
+    def _code(self, line_no: int, line: str) -> None:
+        """Skip a line of indented code; say so once per block when it holds what looks like an item,
+        so a list indented by mistake is not silently missing."""
+        self.last_item_indent = None
+        stripped = line.lstrip(" \t")
+        if self.blocks.new_code:
+            self.code_warned = False
+        if not self.code_warned and "://" in stripped and (_ITEM.match(stripped) or _BARE_BOX.match(stripped)):
+            self.code_warned = True
+            self.warnings.append(ParseWarning(line_no, "indented 4 or more spaces after a blank line or a "
+                                                       "paragraph: Markdown shows it as code, so it is not read "
+                                                       "as an item (indent it less to make it one)"))
+
     def _heading(self, line_no: int, level: int, text: str) -> None:
         text = re.sub(r"[ \t]+#+$", "", text)  # closing hashes
-        title = strip_inline_markup(text) or f"(untitled level-{level} heading)"
+        title = self._capped(line_no, "heading", strip_inline_markup(text)) or f"(untitled level-{level} heading)"
         while self.headings and self.headings[-1][0] >= level:
             self.headings.pop()
         self.headings.append((level, title))
@@ -141,16 +220,16 @@ class _Parser:
         if box_span:
             state = "read" if line[box_span[0] + 1:box_span[1] - 1] in ("x", "X") else "unread"
         links = [lk for lk in find_links(line) if lk.kind != "image"]
-        web = [lk for lk in links if lk.is_web and not lk.badge]
+        web = self._short_enough(line_no, [lk for lk in links if lk.is_web and not lk.badge])
         if not web:
             if box_span and not any(lk.is_web for lk in links):
                 self.warnings.append(ParseWarning(line_no, "checkbox item without a link; skipped"))
             return
         first = web[0]
-        rest = line[first.end:first.end + MAX_NOTE_CHARS]
-        note = _clean_note(strip_inline_markup(rest))
+        note = self._note(line_no, line[first.end:], len(self.items) + 1)
         insert_at = match.end("gap") if match and "marker" in match.groupdict() else indent
         title = first.text or _text_before(line, match, first) or _title_from_url(first.url)
+        title = self._capped(line_no, "title", title)
         self.items.append(Item(
             line_no=line_no,
             section_path=self._section_path(),
@@ -164,14 +243,44 @@ class _Parser:
             indent=indent,
         ))
 
-    def _continue_note(self, line: str) -> None:
+    def _short_enough(self, line_no: int, links: list) -> list:
+        """The links no longer than MAX_URL_CHARS; a longer one is no page anyone can open."""
+        for link in links:
+            if len(link.url) > MAX_URL_CHARS:
+                self.warnings.append(ParseWarning(
+                    line_no, f"a link of {len(link.url):,} characters (over {MAX_URL_CHARS:,}) is not read as a resource"))
+        return [link for link in links if len(link.url) <= MAX_URL_CHARS]
+
+    def _note(self, line_no: int, rest: str, item: int) -> str:
+        """The note after the link of the ``item``-th item, at most MAX_NOTE_CHARS; a longer line is
+        not read to its end."""
+        note = _clean_note(strip_inline_markup(rest[:_NOTE_SCAN]))
+        if len(note) > MAX_NOTE_CHARS or len(rest) > _NOTE_SCAN:
+            self.full_notes.add(item)
+            note = self._capped(line_no, "note", note, MAX_NOTE_CHARS, unread=True)
+        return note
+
+    def _capped(self, line_no: int, what: str, text: str, limit: int = MAX_TITLE_CHARS,
+                unread: bool = False) -> str:
+        """``text`` at most ``limit`` characters; when some was cut (or, ``unread``, never read) it
+        ends in "…" and a warning says so."""
+        if len(text) <= limit and not unread:
+            return text
+        self.warnings.append(ParseWarning(line_no, f"{what} longer than {limit:,} characters; cut to {limit:,}"))
+        return text[:limit - 1].rstrip() + "…"
+
+    def _continue_note(self, line_no: int, line: str) -> None:
         if not self.items:
             return
         last = self.items[-1]
-        extra = _clean_note(strip_inline_markup(line.strip()))
-        if extra:
-            note = f"{last.note} {extra}".strip()
-            self.items[-1] = Item(**{**last.__dict__, "note": note})
+        extra = _clean_note(strip_inline_markup(line.strip()[:_NOTE_SCAN]))
+        if not extra or len(self.items) in self.full_notes:
+            return
+        note = f"{last.note} {extra}".strip()
+        if len(last.note) >= MAX_NOTE_CHARS or len(note) > MAX_NOTE_CHARS:
+            self.full_notes.add(len(self.items))  # one warning per note; later lines are dropped
+            note = self._capped(line_no, "note", note, MAX_NOTE_CHARS, unread=True)
+        self.items[-1] = Item(**{**last.__dict__, "note": note})
 
     def _section_path(self) -> tuple[str, ...]:
         return tuple(t for _, t in self.headings)
@@ -211,6 +320,16 @@ def _drop_title(path: tuple[str, ...], title: str | None) -> tuple[str, ...]:
     if title is not None and path and path[0] == title:
         return path[1:]
     return path
+
+
+def _content_column(line: str, match: re.Match) -> int:
+    """The column where a list item's text starts: after its marker and 1 to 4 spaces
+    (with more, the text is code inside the item and starts one space after the marker)."""
+    if "marker" not in match.groupdict():  # a bare "[ ]" line: read as if it were "- [ ]"
+        return _indent_of(line) + 2
+    marker_end = len(line[:match.end("marker")].expandtabs(4))
+    gap = len(line[:match.end("gap")].expandtabs(4)) - marker_end
+    return marker_end + (gap if 1 <= gap <= 4 else 1)
 
 
 def _indent_of(line: str) -> int:

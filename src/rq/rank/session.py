@@ -6,6 +6,7 @@ index (built or updated first when stale). Nothing here writes without the write
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from typing import Callable
 
@@ -13,6 +14,7 @@ import numpy as np
 
 from rq.archive.db import open_archive_to_read
 from rq.archive.lock import try_writer_lock
+from rq.errors import ArchiveError
 from rq.index.build import ensure_index
 from rq.index.encoders.cache import lookup_vectors
 from rq.index.encoders.factory import make_embedder
@@ -64,8 +66,12 @@ class ReadSession:
         """Cache vectors this read command had to embed, if no other rq process is writing the
         index folder now (a read command never waits for the lock, and never writes without it)."""
         with try_writer_lock(self.location.index_dir) as free:
-            if free:
+            if not free:
+                return
+            try:
                 self.archive.cache_vectors(key, items)
+            except (ArchiveError, sqlite3.Error):
+                pass  # a cache: a full disk or a read-only archive costs the next command a re-embed
 
     def close(self) -> None:
         self.archive.close()

@@ -33,7 +33,7 @@ def load_views(settings: Settings) -> tuple[object, Queue, list[ResourceView]]:
 def summarize(location, queue: Queue, items: list[ResourceView]) -> dict:
     states = Counter(v.state or "no checkbox" for v in items)
     fetch = Counter(v.fetch for v in items)
-    reasons = Counter(v.reason for v in items if v.reason)
+    reasons = Counter(v.reason for v in items if v.reason and v.fetch == "failed")  # not "not checked"
     return {
         "queue": str(location.queue_path),
         "embedded_default": location.embedded,

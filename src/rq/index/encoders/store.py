@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from rq.errors import ArchiveError, RqError
+from rq.errors import ArchiveError, DiskFullError, RqError
+from rq.files import is_disk_full
 from rq.index.encoders.model import (
     BUNDLED,
     BUNDLED_NAME,
@@ -93,7 +94,12 @@ def export_once(settings: Settings, notice: Notice | None = None) -> OnnxEmbedde
             return fast
         if notice:
             notice(f"exporting the embedding model to ONNX for fast start-up (once per machine, into {folder})")
-        export_onnx(resolve_model(settings.model), folder, quantize=settings.embed_bulk == "int8")
+        try:
+            export_onnx(resolve_model(settings.model), folder, quantize=settings.embed_bulk == "int8")
+        except OSError as exc:  # an RqError: the build goes on with sentence-transformers, saying why
+            if is_disk_full(exc):
+                raise DiskFullError("the ONNX export of the model", folder.parent) from None
+            raise RqError(f"cannot write the model export in {folder} ({exc.strerror or exc})") from None
         fast = load_export(folder, settings)
     if fast is None:
         raise RqError(f"{folder}: the export left no {SIDECAR}")

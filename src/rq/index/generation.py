@@ -1,0 +1,96 @@
+"""The derived files of one index generation: staged beside the live ones, then swapped in.
+
+A build writes the vector, keyword and resource-vector files under temporary names first;
+only once all of them are on disk does the archive's passage table take the new
+generation, and only then are the files renamed over the live ones, manifest last. A
+build that fails while writing (a full disk) thus leaves the previous index whole and
+in step with its archive: it still answers, and nothing is lost but the new files, which
+are removed. A build killed at that point leaves temporary names the next writer sweeps.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from rq.errors import ArchiveError, DiskFullError
+from rq.files import TMP_PREFIX, fsync_dir, is_disk_full
+from rq.index.manifest import KEYWORDS, RESOURCE_VECTORS, VECTORS
+from rq.index.resources import save_resource_vectors
+from rq.settings import Settings
+
+
+@dataclass
+class Staged:
+    folder: Path
+    keywords: str  # the keyword generation written, not yet current ("gen-N")
+    kind: str  # the vector index kind: flat or hnsw
+
+    def path(self, name: str) -> Path:
+        """Where the file ``name`` waits to be swapped in."""
+        return self.folder / f"{TMP_PREFIX}stage-{name}"
+
+
+def stage_files(folder: Path, rows: list[tuple], matrix: np.ndarray, profiles: dict, generation: int,
+                settings: Settings, model: str) -> Staged:
+    """Write the vector, keyword and resource-vector files of ``generation`` under temporary names."""
+    from rq.index.keyword import KeywordIndex
+    from rq.index.vectors import VectorIndex
+
+    ids = np.arange(len(rows), dtype=np.int64)
+    vectors = VectorIndex.build(matrix, ids, kind=settings.vector_index, hnsw_above=settings.hnsw_above,
+                                meta={"generation": generation, "model": model}, threads=settings.threads)
+    staged = Staged(folder, "", vectors.kind)
+    try:
+        vectors.save(staged.path(VECTORS))
+        save_resource_vectors(staged.path(RESOURCE_VECTORS), rows, matrix, profiles, generation)
+        staged.keywords = KeywordIndex.build([row[3] for row in rows], ids).stage(folder / KEYWORDS)
+    except BaseException:
+        discard(staged)
+        raise
+    return staged
+
+
+def discard(staged: Staged) -> None:
+    """Remove what ``stage_files`` wrote (the build failed before swapping it in)."""
+    for name in (VECTORS, RESOURCE_VECTORS):
+        staged.path(name).unlink(missing_ok=True)
+    if staged.keywords:
+        shutil.rmtree(staged.folder / KEYWORDS / staged.keywords, ignore_errors=True)
+
+
+def swap_in(staged: Staged) -> None:
+    """Rename the staged files over the live ones and make the staged keyword generation current."""
+    from rq.index.keyword import make_current
+
+    for name in (VECTORS, RESOURCE_VECTORS):
+        os.replace(staged.path(name), staged.folder / name)
+    fsync_dir(staged.folder)
+    make_current(staged.folder / KEYWORDS, staged.keywords)
+
+
+def index_files(folder: Path) -> list[str]:
+    """The files the live index is made of, relative to ``folder`` (what the manifest records)."""
+    from rq.index.keyword import current_files
+
+    return [VECTORS, RESOURCE_VECTORS] + [f"{KEYWORDS}/{name}" for name in current_files(folder / KEYWORDS)]
+
+
+@contextmanager
+def writing_index(folder: Path) -> Iterator[None]:
+    """Turn a failed write of the index files into one clear line: a full disk (or quota, or
+    file size limit) says so; another failure (a read-only folder) names the folder."""
+    try:
+        yield
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFullError("the search index", folder) from None
+        reason = exc.strerror or errno.errorcode.get(exc.errno or 0, str(exc))
+        raise ArchiveError(f"cannot write the search index in {folder} ({reason})") from None
