@@ -315,6 +315,100 @@ def test_served_as_pdf_but_not_a_pdf():
 
 
 # ---------------------------------------------------------------------------
+# what is not the document's own text: reference lists, arXiv stamps, running heads, page furniture
+
+STAMP = "arXiv:2101.03961v3 [cs.LG] 16 Jun 2022"
+CITATIONS = [
+    "[1] Noam Shazeer, Azalia Mirhoseini, and Krzysztof Maziarz. Outrageously large neural networks.",
+    "arXiv preprint arXiv:1701.06538, 2017.",
+    "[2] Dmitry Lepikhin, HyoukJoong Lee, and Yuanzhong Xu. GShard: scaling giant models with",
+    "conditional computation. In International Conference on Learning Representations, 2021.",
+    "[3] William Fedus, Barret Zoph, and Noam Shazeer. Switch transformers. CoRR, abs/2101.03961, 2021.",
+]
+
+
+def paper_pdf() -> bytes:
+    """Three pages as a preprint prints them: a stamp up the margin, a running head and a page
+    number on every page, the references on page two, an appendix after them."""
+    head = "Preprint under review at a workshop"
+    return make_pdf([
+        [head, "Routing tokens to experts", "Each token is routed to the two experts with the highest gate value.",
+         "A balancing loss keeps every expert busy during training.", "1"],
+        [head, "Capacity limits how many tokens one expert may take in a batch.", "References", *CITATIONS, "2"],
+        [head, "A Appendix: expert capacity", "We sweep the capacity factor from one to two on every layer.", "3"],
+    ], margin=STAMP)
+
+
+def test_pdf_loses_its_arxiv_stamp_running_head_page_numbers_and_references():
+    result = extract(paper_pdf(), "application/pdf", "https://x.example/moe.pdf", SETTINGS)
+    assert result.problem is None
+    text = result.text
+    assert "arXiv:2101" not in text and "[cs.LG]" not in text
+    assert "Preprint under review" not in text
+    assert not any(line.strip().isdigit() for line in text.split("\n"))
+    for gone in ("References", "Outrageously", "GShard", "Fedus", "CoRR"):
+        assert gone not in text
+    for kept in ("highest gate value", "balancing loss", "Capacity limits how many tokens",
+                 "A Appendix: expert capacity", "capacity factor from one to two"):
+        assert kept in text
+    assert result.title == "Routing tokens to experts" or result.title is None or "arXiv" not in result.title
+
+
+def test_pdf_stamp_is_never_the_title():
+    body = make_pdf([["Sparse Experts at Scale", "The body of the paper starts on this line."]], margin=STAMP)
+    assert "arXiv" not in extract(body, "application/pdf", "https://x.example/s.pdf", SETTINGS).title
+
+
+REFERENCES_HTML = """<html><head><title>Notes on sparse experts</title></head><body>
+<nav><a href="/">Home</a> <a href="/blog">Blog</a></nav><article><h1>Notes on sparse experts</h1>
+<p>Skip to content</p>
+<p>A mixture of experts layer sends each token to a few expert networks picked by a learned gate, so the
+compute per token stays flat while the number of parameters grows with every expert added to the layer.</p>
+<p>Read more: Ten things nobody tells you about transformers</p>
+<p>Without a balancing loss the gate collapses onto one favourite expert and the others sit idle, which
+wastes memory and slows training down; the auxiliary loss spreads tokens evenly across the experts.</p>
+<p>Share this:</p><p>3 Comments</p>
+<h2>References</h2><ol>
+<li>Shazeer, N., Mirhoseini, A., et al. (2017). Outrageously large neural networks. In ICLR.</li>
+<li>Fedus, W., Zoph, B., and Shazeer, N. (2021). Switch Transformers. arXiv preprint arXiv:2101.03961.</li>
+<li>Lepikhin, D. et al. (2021). GShard: scaling giant models. In Proceedings of ICLR.</li></ol>
+<p>You may also like...</p>
+</article></body></html>"""
+
+
+def test_html_loses_its_reference_list_and_furniture_lines_but_not_its_prose():
+    result = extract(REFERENCES_HTML.encode(), "text/html", "https://x.example/moe", SETTINGS)
+    for gone in ("Skip to content", "Read more", "Share this", "Comments", "References", "Outrageously",
+                 "Fedus", "GShard", "You may also like"):
+        assert gone not in result.text
+    assert "learned gate" in result.text and "spreads tokens evenly" in result.text
+
+
+def test_a_list_of_papers_without_a_references_heading_is_kept_and_prose_like_furniture_too():
+    papers = "".join(f"<li>{c}</li>" for c in CITATIONS)
+    body = (f"<html><body><article><h1>Papers I want to read</h1><p>Tags are how I sort this list of papers "
+            f"about routing, and more are added every week as I find them.</p><ul>{papers}</ul>"
+            "</article></body></html>").encode()
+    text = extract(body, "text/html", "https://x.example/list", SETTINGS).text
+    assert "Outrageously large neural networks" in text and "GShard" in text
+    assert "Tags are how I sort" in text
+
+
+def test_a_page_that_is_only_a_bibliography_keeps_its_text():
+    body = ("<html><body><article><h1>Bibliography</h1><ul>" + "".join(f"<li>{c}</li>" for c in CITATIONS)
+            + "</ul></article></body></html>").encode()
+    result = extract(body, "text/html", "https://x.example/bib", SETTINGS)
+    assert result.problem is None and "Outrageously" in result.text
+
+
+def test_markdown_references_section_is_dropped():
+    body = ("# Routing notes\n\n" + "Tokens go to the experts with the highest gate values. " * 8
+            + "\n\n## References\n\n" + "\n".join(f"- {c}" for c in CITATIONS) + "\n").encode()
+    text = extract(body, "text/markdown", "https://x.example/n.md", SETTINGS).text
+    assert "highest gate values" in text and "Outrageously" not in text and "References" not in text
+
+
+# ---------------------------------------------------------------------------
 # cost of importing
 
 

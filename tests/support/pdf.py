@@ -8,9 +8,10 @@ def _escape(text: str) -> str:
 
 
 def make_pdf(pages: list[list[str]], title: str | None = None, author: str | None = None,
-             created: str | None = None) -> bytes:
+             created: str | None = None, margin: str | None = None) -> bytes:
     """A PDF with one page per entry; each page shows its lines in 12 pt Helvetica, 14 pt apart.
-    ``title``, ``author`` and ``created`` (a PDF date, ``D:20210304120000Z``) go in the Info dictionary."""
+    ``title``, ``author`` and ``created`` (a PDF date, ``D:20210304120000Z``) go in the Info dictionary.
+    ``margin`` is printed sideways up the left margin of page one, last, as arXiv prints its stamp."""
     objects: list[bytes] = []
     n_pages = len(pages)
     page_ids = [4 + 2 * i for i in range(n_pages)]
@@ -26,6 +27,8 @@ def make_pdf(pages: list[list[str]], title: str | None = None, author: str | Non
         for line in lines:
             ops.append(f"({_escape(line)}) Tj T*")
         ops.append("ET")
+        if margin and i == 0:
+            ops += ["BT", "/F1 20 Tf", "0 1 -1 0 32 200 Tm", f"({_escape(margin)}) Tj", "ET"]
         stream = "\n".join(ops).encode("latin-1")
         objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
     info_id = None

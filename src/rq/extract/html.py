@@ -11,6 +11,7 @@ import html as _html
 import re
 
 from rq.extract.charset import decode_bytes
+from rq.extract.clean import drop_navigation, drop_reference_lists
 from rq.extract.document import Extracted, problem
 from rq.extract.sniff import parse_content_type
 from rq.extract.text import SPACES, binary_as_text, clean_lines
@@ -128,6 +129,9 @@ def extract_html(body: bytes, content_type: str | None, url: str) -> Extracted:
         if not main:
             main = _html_to_plain(text)
     title = title or _html_title(text)
+    # What article extraction kept of the page's furniture, and its reference list, are not
+    # the article: they are neither indexed nor shown (rq.extract.clean says why).
+    main = drop_reference_lists(drop_navigation(main))
     if not main:
         return problem("html", "no_text", "no readable text in the page", title=title, author=author, date=date,
                        charset=charset)

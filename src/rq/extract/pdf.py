@@ -1,6 +1,7 @@
 """PDF documents: ``extract_pdf`` reads the text layer with pypdfium2, undoes
-hyphenation, joins wrapped lines into paragraphs, and finds a title (metadata, the
-largest font on page one, or the first line) and an author and date.
+hyphenation, joins wrapped lines into paragraphs, drops arXiv's margin stamp, running
+heads, page numbers and the reference list (rq.extract.clean), and finds a title
+(metadata, the largest font on page one, or the first line) and an author and date.
 
 pypdfium2 is imported inside the functions that use it; pdfium is not thread-safe, so
 one lock covers every document.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 import threading
 
+from rq.extract.clean import drop_reference_lists, drop_running_lines, drop_stamps
 from rq.extract.document import Extracted, problem
 from rq.extract.text import SPACES, squeeze
 
@@ -186,21 +188,19 @@ def extract_pdf(body: bytes, max_pages: int) -> Extracted:
         try:
             total = len(pdf)
             wanted = total if not max_pages or max_pages <= 0 else min(total, max_pages)  # <= 0: no limit
-            texts: list[str] = []
-            font_title = first_line = None
+            raws: list[str] = []
+            font_title = None
             for index in range(wanted):
                 try:
                     page = pdf[index]
                 except pdfium.PdfiumError:
-                    texts.append("")
+                    raws.append("")
                     continue
                 try:
                     textpage = page.get_textpage()
                     try:
-                        raw = textpage.get_text_range()
-                        texts.append(_clean_pdf_page(raw))
+                        raws.append(drop_stamps(textpage.get_text_range().replace("\r\n", "\n")))
                         if index == 0:
-                            first_line = _first_line_title(raw)
                             try:
                                 font_title = _largest_font_title(textpage)
                             except Exception:  # a heuristic only
@@ -215,7 +215,11 @@ def extract_pdf(body: bytes, max_pages: int) -> Extracted:
                 meta = {}
         finally:
             pdf.close()
-    text = "\n\n".join(t for t in texts if t)
+    # The stamp (above), running heads, page numbers and the reference list go before the text
+    # is stored, so they are neither indexed nor shown (rq.extract.clean says why).
+    raws = drop_running_lines(raws)
+    text = drop_reference_lists("\n\n".join(t for t in map(_clean_pdf_page, raws) if t))
+    first_line = _first_line_title(raws[0]) if raws else None
     title = _pdf_meta_text(meta.get("Title")) or font_title or first_line
     author = _pdf_meta_text(meta.get("Author"))
     date = _pdf_date(meta.get("CreationDate")) or _pdf_date(meta.get("ModDate"))

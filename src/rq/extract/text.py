@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from rq.extract.charset import decode_bytes
+from rq.extract.clean import drop_reference_lists
 from rq.extract.document import Extracted, problem
 from rq.extract.sniff import parse_content_type
 
@@ -62,4 +63,4 @@ def extract_text(body: bytes, content_type: str | None) -> Extracted:
             break
     if not text.strip():
         return problem("text", "no_text", "the document is empty", charset=charset)
-    return Extracted("text", text, title, None, None, None, charset, None, "")
+    return Extracted("text", drop_reference_lists(text), title, None, None, None, charset, None, "")
