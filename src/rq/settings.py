@@ -26,7 +26,8 @@ from rq.errors import ConfigError
 
 # Allowed values of the choice settings; the parts that act on them import these names.
 FUSIONS = ("convex", "rrf")
-FUSION_NORMS = ("tmm", "minmax", "zscore")
+FUSION_NORMS = ("tmm", "minmax", "zscore", "absolute")
+FUSION_LEVELS = ("resource", "passage")
 VECTOR_INDEXES = ("auto", "flat", "hnsw")
 EMBED_BACKENDS = ("onnx", "torch")
 EMBED_BULK = ("int8", "fp32")
@@ -86,9 +87,19 @@ class Settings:
     vector_index: str = "auto"  # auto | flat | hnsw
     hnsw_above: int = 200_000  # passages: exact search is faster below this (benchmarks/RESULTS.md)
     fusion: str = "convex"  # convex | rrf
-    fusion_norm: str = "tmm"  # tmm | minmax | zscore (convex only)
+    fusion_norm: str = "tmm"  # tmm | minmax | zscore | absolute (convex only)
     hybrid_alpha: float = 0.8  # weight of the dense score; chosen on SciFact train
     threads: int = 0  # 0: let rq pick
+    # Search settings below were each tried on SciFact train (benchmarks/RESULTS.md, the sweep
+    # table); the defaults are what won there.
+    fusion_level: str = "resource"  # resource: each ranker's passages roll up to resources, then fuse; passage: fuse, then roll up
+    fusion_depth: int = 0  # resources (or passages) of each ranker that enter fusion; 0: all it scored
+    keyword_title_weight: int = 1  # BM25 counts a passage's title line this many times (a title field weight)
+    doc_weight: float = 0.0  # dense: share of a resource's score from its whole-resource vector, beside its best passage
+    prf_docs: int = 5  # pseudo-relevance feedback: the first pass's top resources taken as relevant
+    prf_terms: int = 10  # RM3: expansion terms taken from them
+    rm3_weight: float = 0.0  # RM3 (keyword side): weight of the expansion terms against the query's; 0: off
+    rocchio_weight: float = 0.0  # Rocchio (dense side): weight of their passages' mean vector; 0: off
 
     # next / related (chosen on six real lists: benchmarks/bench_recommend.py)
     recommend_method: str = "svm"
@@ -151,7 +162,10 @@ RULES: dict[str, Choice | Range] = {
     "embed_backend": Choice(EMBED_BACKENDS), "embed_bulk": Choice(EMBED_BULK),
     "vector_index": Choice(VECTOR_INDEXES), "hnsw_above": _NOT_NEGATIVE,
     "fusion": Choice(FUSIONS), "fusion_norm": Choice(FUSION_NORMS), "hybrid_alpha": Range(0, 1),
-    "threads": _NOT_NEGATIVE, "recommend_method": Choice(RECOMMEND_METHODS, combinable=True),
+    "threads": _NOT_NEGATIVE, "fusion_level": Choice(FUSION_LEVELS), "fusion_depth": _NOT_NEGATIVE,
+    "keyword_title_weight": Range(1, 10), "doc_weight": Range(0, 1), "prf_docs": Range(1, 100),
+    "prf_terms": Range(1, 100), "rm3_weight": Range(0, 1), "rocchio_weight": Range(0, 4),
+    "recommend_method": Choice(RECOMMEND_METHODS, combinable=True),
     "mmr_lambda": Range(0, 1), "read_half_life_days": _POSITIVE,
 }
 _KIND = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text"}

@@ -57,8 +57,11 @@ class IndexReport:
 def content_key(queue: Queue, archive: Archive, settings: Settings, model_id: str) -> str:
     """A digest of everything the index is built from, read state excluded (marking an item read
     must not force a re-index)."""
-    digest = hashlib.sha256(f"{FORMAT}|{model_id}|{settings.chunk_words}|{settings.chunk_overlap_words}|"
-                            f"{settings.max_passages_per_resource}".encode())
+    head = (f"{FORMAT}|{model_id}|{settings.chunk_words}|{settings.chunk_overlap_words}|"
+            f"{settings.max_passages_per_resource}")
+    if settings.keyword_title_weight != 1:  # appended only when set, so indexes built before it stay current
+        head += f"|title_weight {settings.keyword_title_weight}"
+    digest = hashlib.sha256(head.encode())
     text_shas = archive.text_shas()
     for r in queue.resources:
         digest.update(f"\0{r.id}\0{r.title}\0{r.note}\0{r.section}\0{text_shas.get(r.id, '')}".encode(

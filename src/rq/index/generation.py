@@ -51,7 +51,8 @@ def stage_files(folder: Path, rows: list[tuple], matrix: np.ndarray, profiles: d
     try:
         vectors.save(staged.path(VECTORS))
         save_resource_vectors(staged.path(RESOURCE_VECTORS), rows, matrix, profiles, generation)
-        staged.keywords = KeywordIndex.build([row[3] for row in rows], ids).stage(folder / KEYWORDS)
+        staged.keywords = KeywordIndex.build([row[3] for row in rows], ids,
+                                             title_weight=settings.keyword_title_weight).stage(folder / KEYWORDS)
     except BaseException:
         discard(staged)
         raise

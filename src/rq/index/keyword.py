@@ -19,9 +19,11 @@ a half-written index and a crash mid-save leaves the previous one in place.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from pathlib import Path
+from collections import Counter
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -112,20 +114,25 @@ class KeywordIndex:
 
     @classmethod
     def build(cls, texts: Sequence[str], ids: np.ndarray, k1: float = 1.2, b: float = 0.75,
-              stopwords: bool = True, stem: bool | None = None) -> "KeywordIndex":
+              stopwords: bool = True, stem: bool | None = None, title_weight: int = 1) -> "KeywordIndex":
         """Index ``texts`` under ``ids``. The defaults won on SciFact train queries
-        (benchmarks/bench_retrieval.py): stemming +2.7 nDCG@10 points, the others within 0.5."""
+        (benchmarks/bench_retrieval.py): stemming +2.7 nDCG@10 points, the others within 0.5.
+        ``title_weight`` n > 1 counts the words of a text's first line (a passage's title
+        line) n times: a title field weighted n times the body's."""
         import bm25s
 
         ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
         if len(ids) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(ids)} ids")
+        if title_weight < 1:
+            raise ValueError(f"title_weight {title_weight}: at least 1")
         tokenizer = Tokenizer(stopwords, stem)
         retriever = bm25s.BM25(k1=k1, b=b, method="lucene")
         # bm25s cannot index an empty corpus; an index of nothing simply finds nothing.
         if len(texts):
-            retriever.index([tokenizer(t) for t in texts], show_progress=False)
-        return cls(retriever, ids, tokenizer, {"k1": k1, "b": b})
+            retriever.index([_weighted_terms(tokenizer, t, title_weight) for t in texts], show_progress=False)
+        params = {"k1": k1, "b": b} if title_weight == 1 else {"k1": k1, "b": b, "title_weight": title_weight}
+        return cls(retriever, ids, tokenizer, params)
 
     def _scores(self, query: str) -> np.ndarray | None:
         if not len(self.ids):
@@ -142,10 +149,48 @@ class KeywordIndex:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         return _top(scores, self.ids, k)
 
+    def search_weighted(self, weights: Mapping[str, float], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Like ``search`` for a query given as index terms with weights (an expanded query):
+        each term's BM25 column counts ``weight`` times."""
+        scores = self.score_weighted(weights)
+        if k <= 0 or not scores.any():
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        return _top(scores, self.ids, k)
+
     def score_all(self, query: str) -> np.ndarray:
         """BM25 score of every indexed text, in ``self.ids`` order (zeros when nothing matches)."""
         scores = self._scores(query)
         return np.zeros(len(self.ids), np.float32) if scores is None else scores.astype(np.float32)
+
+    def score_weighted(self, weights: Mapping[str, float]) -> np.ndarray:
+        """``score_all`` for index terms with weights."""
+        scores = np.zeros(len(self.ids), dtype=np.float32)
+        vocab = self._bm25.vocab_dict if len(self.ids) else {}
+        for term, weight in weights.items():
+            if term in vocab and weight > 0:
+                scores += np.float32(weight) * self._bm25.get_scores_from_ids([vocab[term]])
+        return scores
+
+    def query_weight(self, query: str | Mapping[str, float]) -> float:
+        """The most BM25 score one text could get for ``query`` (text, or terms with weights):
+        the sum of its terms' idf (lucene's BM25 gives a term at most its idf), a word the
+        index never saw counting as the rarest. A text's score over this is the share of the
+        query it matches, weighted by rarity: comparable from one query to the next."""
+        weights = Counter(self.tokenizer(query)) if isinstance(query, str) else dict(query)
+        n = len(self.ids)
+        return float(sum(w * math.log(1 + (n - c + 0.5) / (c + 0.5))
+                         for c, w in ((self.document_frequency(t), w) for t, w in weights.items())))
+
+    def document_frequency(self, term: str) -> int:
+        """How many indexed texts hold ``term`` (an index term: tokenized, maybe stemmed)."""
+        vocab = self._bm25.vocab_dict if len(self.ids) else {}
+        if term not in vocab:
+            return 0
+        indptr = getattr(self._bm25, "indptr", None)
+        if indptr is None:  # a bm25s retriever (an index built in this process)
+            indptr = self._bm25.scores["indptr"]
+        column = vocab[term]
+        return int(indptr[column + 1] - indptr[column])
 
     def save(self, folder: Path) -> None:
         """Write a fresh generation and make it the current one."""
@@ -260,6 +305,13 @@ class _Postings:
             start, end = int(self.indptr[term]), int(self.indptr[term + 1])
             scores[self.indices[start:end]] += self.data[start:end]
         return scores
+
+
+def _weighted_terms(tokenizer: Tokenizer, text: str, title_weight: int) -> list[str]:
+    if title_weight == 1 or "\n" not in text:
+        return tokenizer(text)
+    title, body = text.split("\n", 1)
+    return tokenizer(title) * title_weight + tokenizer(body)
 
 
 def _top(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

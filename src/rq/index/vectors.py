@@ -110,6 +110,25 @@ class VectorIndex:
         D[I < 0] = -np.inf  # FAISS pads with -FLT_MAX; -inf says "no result" plainly
         return D, I
 
+    def matrix(self) -> np.ndarray | None:
+        """Every stored vector as one (n, d) array, row i the vector of id i (no copy), for an
+        exact index; None for HNSW. Scoring all of them is one matrix product: at 20,000
+        passages a few times faster than a FAISS search for all 20,000."""
+        if self.kind != "flat" or self.ntotal == 0:
+            return None
+        faiss = _faiss()
+        inner = faiss.downcast_index(self._index.index)
+        return faiss.rev_swig_ptr(inner.get_xb(), self.ntotal * self.dim).reshape(self.ntotal, self.dim)
+
+    def vectors_of(self, ids: np.ndarray) -> np.ndarray:
+        """The stored vectors of ``ids`` (rows, float32). rq adds passages with ids 0..n-1 in
+        order, so an id is also the vector's position in the inner FAISS index."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if not len(ids):
+            return np.zeros((0, self.dim), np.float32)
+        inner = _faiss().downcast_index(self._index.index)
+        return np.stack([inner.reconstruct(int(i)) for i in ids]).astype(np.float32)
+
     def save(self, path: Path) -> None:
         faiss = _faiss()
         payload = faiss.serialize_index(self._index)  # uint8 numpy array

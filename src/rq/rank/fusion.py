@@ -26,17 +26,22 @@ DEFAULT_ALPHA = 0.8
 # Lowest score each ranker can give: cosine of unit vectors, and BM25.
 DENSE_MIN = -1.0
 KEYWORD_MIN = 0.0
-NORMS = ("tmm", "minmax", "zscore")
+NORMS = ("tmm", "minmax", "zscore", "absolute")
 METHODS = ("convex", "rrf")
 
 
 def fuse(dense: Ranking, keyword: Ranking, method: str = "convex", alpha: float = DEFAULT_ALPHA,
          rrf_k: float = 60.0, norm: str = "tmm",
-         mins: tuple[float, float] = (DENSE_MIN, KEYWORD_MIN)) -> Ranking:
+         mins: tuple[float, float] = (DENSE_MIN, KEYWORD_MIN),
+         maxes: tuple[float, float] = (1.0, 1.0)) -> Ranking:
     """One ranking from two: ``alpha`` weighs the dense side, ``1 - alpha`` the keyword side.
 
     convex: alpha * norm(dense) + (1 - alpha) * norm(keyword); an id missing from one
     list gets that list's lowest score (it ranked below everything the list returned).
+    norm "absolute" divides each list by the highest score it could give (``maxes``: 1 for
+    a cosine, the query's own weight for BM25) instead of the highest it gave, so the fused
+    score means the same from one query to the next; an id missing from a list gets that
+    list's lowest possible score (``mins``) over its ``maxes``.
     rrf: alpha / (rrf_k + dense rank) + (1 - alpha) / (rrf_k + keyword rank), ranks from 1;
     with alpha 0.5 this orders results exactly like plain reciprocal-rank fusion.
     Ties keep the order of first appearance, dense list first.
@@ -53,8 +58,8 @@ def fuse(dense: Ranking, keyword: Ranking, method: str = "convex", alpha: float 
         fused = (alpha * _reciprocal_ranks(ids, d_ids, rrf_k)
                  + (1.0 - alpha) * _reciprocal_ranks(ids, k_ids, rrf_k))
     else:
-        fused = (alpha * _normalised(ids, d_ids, d_scores, norm, mins[0])
-                 + (1.0 - alpha) * _normalised(ids, k_ids, k_scores, norm, mins[1]))
+        fused = (alpha * _normalised(ids, d_ids, d_scores, norm, mins[0], maxes[0])
+                 + (1.0 - alpha) * _normalised(ids, k_ids, k_scores, norm, mins[1], maxes[1]))
     order = np.argsort(-fused, kind="stable")
     return ids[order], fused[order].astype(np.float32)
 
@@ -82,9 +87,12 @@ def _lookup(ids: np.ndarray, list_ids: np.ndarray, values: np.ndarray, missing: 
 
 
 def _normalised(ids: np.ndarray, list_ids: np.ndarray, scores: np.ndarray, norm: str,
-                theoretical_min: float) -> np.ndarray:
+                theoretical_min: float, theoretical_max: float = 1.0) -> np.ndarray:
     if norm not in NORMS:
         raise ValueError(f"score normalisation {norm!r}: use one of {', '.join(NORMS)}")
+    if norm == "absolute":
+        top = theoretical_max if theoretical_max > 0 else 1.0
+        return _lookup(ids, list_ids, scores / top, theoretical_min / top)
     if not len(scores):
         return np.zeros(len(ids))
     low, high = float(scores.min()), float(scores.max())
@@ -122,3 +130,21 @@ def aggregate(passage_ids: np.ndarray, passage_scores: np.ndarray,
     _, first = np.unique(resources[order], return_index=True)
     best = order[np.sort(first)]  # each resource's best passage, in ranking order
     return resources[best], passage_scores[best], passage_ids[best]
+
+
+def aggregate_all(passage_scores: np.ndarray, starts: np.ndarray, resources: np.ndarray,
+                  positive_only: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``aggregate`` for a score of every passage, passages stored resource by resource:
+    ``starts`` are the first passage of each run of one resource, ``resources`` that
+    resource. Same result (ties aside) in a fraction of the time, with no sort of passages."""
+    scores = np.asarray(passage_scores).reshape(-1)
+    if not len(scores):
+        return np.zeros(0, np.int64), np.zeros(0, scores.dtype), np.zeros(0, np.int64)
+    best = np.maximum.reduceat(scores, starts)
+    lengths = np.diff(np.append(starts, len(scores)))
+    at_best = np.flatnonzero(scores == np.repeat(best, lengths))
+    run = np.searchsorted(starts, at_best, side="right") - 1
+    first = at_best[np.unique(run, return_index=True)[1]]  # each run's first passage at its best
+    keep = np.flatnonzero(best > 0) if positive_only else np.arange(len(best))
+    order = keep[np.argsort(-best[keep], kind="stable")]
+    return np.asarray(resources, dtype=np.int64)[order], best[order], first[order].astype(np.int64)
