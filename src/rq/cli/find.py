@@ -74,12 +74,15 @@ def print_hits(response) -> None:
         out.print(f"    {one_line(hit.section) or '(no section)'} | {one_line(fetch)} | {one_line(hit.url)}",
                   style="dim")
         if hit.passage:
-            out.print(_highlighted("    ", hit.passage, hit.highlights))
+            # The sentences of the page that carry the query (rq.rank.snippets), or the queue's
+            # note when the page's text is not archived, labelled so it is not taken for the page.
+            label = "note: " if hit.passage_source == "meta" else ""
+            out.print(_highlighted("    " + label, hit.passage, hit.highlights))
 
 
 def _highlighted(indent: str, passage: str, spans: list[tuple[int, int]]):
-    """The passage as plain text with the query's words in bold; made piece by piece, since
-    making text plain can change its length. The passage is on one line already, and the
+    """The snippet as plain text with the query's words in bold yellow; made piece by piece,
+    since making text plain can change its length. The snippet is on one line already, and the
     spaces between pieces must stay."""
     from rich.text import Text
 
