@@ -164,6 +164,44 @@ def test_embedded_default_puts_real_time_recsys_first(tmp_path):
     assert "updating the index" in proc.stderr
 
 
+def test_scores_say_how_strong_a_match_is_and_weak_ones_are_labelled(tmp_path):
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "RQ_INDEX": str(tmp_path / "ix")}
+
+    def rq(*args):
+        proc = subprocess.run([sys.executable, "-m", "rq", *args], capture_output=True, text=True, env=env,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    # The sample queue has no feature store: every result is weak, and the list says so first,
+    # printing the query as plain text (an escape sequence in it is shown, not acted upon).
+    lines = rq("search", "feature store\x1b[2J").splitlines()
+    assert lines[0] == "no strong match for 'feature store\\x1b[2J'; the closest:"
+    heads = [line for line in lines[1:] if not line.startswith("    ")]
+    assert heads and all(line.endswith(" weak") for line in heads)
+    assert "\x1b" not in "".join(lines)
+    # The right item is a strong match, and no weak-match line comes first.
+    text = rq("search", "real-time recsys", "-k", "3").splitlines()
+    assert text[0].startswith(" 1. Real Time Recsys") and text[0].endswith(" strong")
+    # --json keeps the raw scores beside the estimate.
+    answer = json.loads(rq("search", "real-time recsys", "--json"))
+    assert answer["strong"] is True
+    first, last = answer["results"][0], answer["results"][-1]
+    assert first["band"] == "strong" and first["relevance"] >= 50 and last["relevance"] < first["relevance"]
+    for hit in answer["results"]:
+        assert 0 <= hit["relevance"] <= 100 and hit["band"] in ("strong", "fair", "weak")
+        assert -1 <= hit["dense"] <= 1 and hit["keyword"] >= 0 and 0 <= hit["keyword_share"] <= 1
+        assert isinstance(hit["fused"], float)
+    assert json.loads(rq("search", "feature store", "--json"))["strong"] is False
+    # What the numbers mean is in --help, and `rq next` shows a standing, never a raw margin.
+    help_text = " ".join(rq("search", "--help").split())
+    assert "estimated chance (0-100) that it is relevant" in help_text and "strong 50+" in help_text
+    assert "only 3% of them score as high or higher" in " ".join(rq("next", "--help").split())
+    suggestions = [line for line in rq("next", "-n", "3").splitlines() if not line.startswith("    ")]
+    assert len(suggestions) == 3 and all(" top " in line and line.endswith("%") for line in suggestions)
+    assert all(1 <= s["top_percent"] <= 100 for s in json.loads(rq("next", "--json"))["suggestions"])
+
+
 def test_a_truncated_vector_file_is_rebuilt_not_served(library, embedder):
     search(library, "warp divergence", embedder=embedder)  # the index is current before the damage
     vectors = library.index / "vectors.faiss"

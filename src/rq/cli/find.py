@@ -29,10 +29,11 @@ def search(
     """Find resources by what their pages say, with the passage that matched.
 
     Each result shows its relevance: the estimated chance (0-100) that it is relevant, from how
-    close its best passage is in meaning and how much of the query's keywords it holds,
+    close its best passage is in meaning and how many of the query's words that passage holds,
     calibrated on a benchmark of scientific abstracts (SciFact train); strong 50+, fair 20-49,
     weak below 20. When no result is strong the list says so first. --json adds the raw scores:
-    dense (cosine), keyword (BM25) and keyword_share (of the query's keyword weight), fused.
+    dense (cosine), keyword (BM25), keyword_share (of the most the query could score), covered
+    (share of the query's words in the passage), fused (what the order comes from).
 
     Example: rq search "real-time recsys" -k 5 --unread
     """
@@ -105,6 +106,9 @@ def next(
 ) -> None:
     """Which unread resource to read next, and why: learned from what you marked read.
 
+    Each suggestion shows where it stands among your unread items: "top 3%" means only 3% of
+    them score as high or higher for what you have read. --json keeps the raw score too.
+
     Example: rq next -n 3 --section MLOps
     """
     from rq.rank.suggest.nextread import next_reads
@@ -121,6 +125,8 @@ def related(
     queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False,
 ) -> None:
     """Resources nearest to one of yours, or to a piece of text, with the passages that link them.
+
+    Each result shows its similarity: the cosine (0 to 1) between the two resources' vectors.
 
     Example: rq related 6de98d1b   or   rq related "feature stores for online inference"
     """
@@ -144,7 +150,9 @@ def print_answer(answer, json_out: bool) -> None:
     for s in answer.suggestions:
         head = Text(f"{s.rank:>2}. ", style="bold")
         head.append(one_line(s.title), style="bold")
-        head.append(f"  {state_mark(s.state)} {s.short_id}  {s.score:.3f}", style="dim")
+        standing = (f"top {s.top_percent}%" if s.top_percent is not None
+                    else "" if answer.fallback else f"similarity {s.score:.2f}")
+        head.append(f"  {state_mark(s.state)} {s.short_id}  {standing}".rstrip(), style="dim")
         out.print(head)
         out.print(f"    {one_line(s.section) or '(no section)'} | {one_line(s.url)}", style="dim")
         if s.because:

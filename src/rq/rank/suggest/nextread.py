@@ -41,9 +41,11 @@ class Suggestion:
     section: str
     url: str
     state: str | None
-    score: float
+    score: float  # next: the method's raw relevance (an SVM margin may be negative); related: cosine
     because: list[Link] = field(default_factory=list)
     pair: PassagePair | None = None
+    # next: the percentage of unread candidates scoring as high or higher (1: the very top of 100)
+    top_percent: int | None = None
 
     def as_dict(self) -> dict:
         data = dict(self.__dict__)
@@ -85,6 +87,8 @@ def next_reads(settings: Settings, n: int = 5, section: str | None = None, embed
         for rank, (row, score, because) in enumerate(zip(rec.indices, rec.scores, rec.because or
                                                           [[]] * len(rec.indices)), start=1):
             s = _suggestion(lib, rank, int(row), score)
+            if len(rec.top_percent):
+                s.top_percent = int(rec.top_percent[rank - 1])
             s.because = [Link(lib.ids[r], lib.resources[r].short_id, lib.resources[r].title, round(float(sim), 4))
                          for r, sim in because]
             if s.because:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -60,6 +60,9 @@ class Recommendation:
     because: list[list[tuple[int, float]]]  # per suggestion: (read row, cosine), closest first
     method: str
     fallback: str | None = None  # why the suggestions are not based on reads, if they are not
+    # Per suggestion, where its relevance stands among all the candidates: the percentage of them
+    # scoring as high or higher (1: at the top of 100 candidates). Empty when there is no score.
+    top_percent: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 # --------------------------------------------------------------------------- public API
@@ -106,7 +109,18 @@ def rank_next(vectors: np.ndarray, read: np.ndarray, candidates: np.ndarray,
         relevance = score(vectors, read, weights, parts, cand, svm_c=svm_c)
         picked = diversify(vectors, cand, relevance[cand], k, mmr_lambda, mmr_floor)
         because = explain(vectors, read, weights, picked)
-    return Recommendation(picked, relevance[picked], because, method)
+    return Recommendation(picked, relevance[picked], because, method,
+                          top_percent=standing(relevance[cand], relevance[picked]))
+
+
+def standing(pool: np.ndarray, picked: np.ndarray) -> np.ndarray:
+    """For each score in ``picked``: the percentage of ``pool`` scoring as high or higher,
+    rounded up to a whole number (the best of 40 candidates: 3)."""
+    pool = np.sort(np.asarray(pool, dtype=np.float64))
+    if not len(pool):
+        return np.zeros(len(picked), np.int64)
+    at_least = len(pool) - np.searchsorted(pool, np.asarray(picked, dtype=np.float64), side="left")
+    return np.ceil(100.0 * np.maximum(at_least, 1) / len(pool)).astype(np.int64)
 
 
 def related(vectors: np.ndarray, query: np.ndarray, exclude: int | None = None,
@@ -198,7 +212,7 @@ def _fallback(vectors: np.ndarray, cand: np.ndarray, k: int, mmr_lambda: float,
     relevance[cand] = central
     picked = diversify(vectors, cand, central, k, mmr_lambda, mmr_floor)
     return Recommendation(picked, relevance[picked], [[] for _ in picked], "largest topic",
-                          FALLBACK_TOPIC)
+                          FALLBACK_TOPIC, standing(central, relevance[picked]))
 
 
 # --------------------------------------------------------------------------- helpers
