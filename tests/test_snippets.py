@@ -50,6 +50,12 @@ def test_other_forms_of_a_query_word_are_marked_when_the_index_stems():
     assert marked(snippet) == ["routed"]
 
 
+def test_a_name_in_the_query_is_marked_whole_and_not_its_pieces():
+    passage = "Loading files with the xq toolkit. Call pd.xq_read_parquet_v2 to load a file lazily."
+    snippet = SnippetPicker("xq_read_parquet_v2 real-time", TOKENIZE).pick([passage + " It runs in real time."])
+    assert marked(snippet) == ["xq_read_parquet_v2", "real", "time"]  # not the lone "xq"
+
+
 def test_a_rare_query_word_outweighs_a_common_one():
     passage = ("The model is trained on the data for a week. " + FILLER
                + " Dropout of 0.1 regularises the model. " + FILLER)

@@ -61,6 +61,7 @@ def _citation(sentence: str) -> bool:
 
 _LETTERS = re.compile(r"[^\W\d_]{2,}")
 _PLAIN = re.compile(r"[^\W_]+")  # a term that is one plain word (else a name: "pd.read_parquet", "real-time")
+_HYPHENED = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)+")  # words joined by hyphens: "real-time", its parts are words
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,10 @@ class SnippetPicker:
         self.tokenize = tokenize
         terms = list(dict.fromkeys(tokenize(query)))
         self.weights = {t: (weights or {}).get(t, 1.0) for t in terms}
+        # Marked: every term but the pieces of a name ("pd" and "v2" of "pd.read_v2"): they score
+        # a sentence as they score a passage, but a lone "pd" in the text is not what was asked.
+        self.marked = {t for word in TOKEN.findall(query.lower()) for t in tokenize(word)
+                       if _HYPHENED.fullmatch(word) or not _PLAIN.fullmatch(t) or t == word or _PLAIN.fullmatch(word)}
         self._found: dict[str, tuple[str, ...]] = {}  # a word -> the query terms it is
         # Where a query term can be: a word that starts with the term less its last letter (a
         # stem is its word's start, but for a final y that became i), or a name such as
@@ -175,7 +180,7 @@ class SnippetPicker:
 
     def highlights(self, text: str) -> list[tuple[int, int]]:
         """Spans of the words of ``text`` that are one of the query's terms."""
-        return [(a, b) for a, b, _ in self._terms_at(text)]
+        return [(a, b) for a, b, terms in self._terms_at(text) if self.marked.intersection(terms)]
 
     # -- internals
 
