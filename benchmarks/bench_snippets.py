@@ -94,7 +94,6 @@ def main() -> None:
     parser.add_argument("--latency-only", action="store_true", help="only the warm search times (A/B)")
     args = parser.parse_args()
 
-    from rq.index.encoders.factory import make_embedder
     from rq.rank.passages import display_passage
     from rq.rank.search import search_with
     from rq.rank.snippets import hit_snippets
