@@ -127,3 +127,28 @@ def test_an_archive_with_eight_digit_ids_is_upgraded_with_every_row_kept(library
     found = rq("search", "streaming features number 7", "--queue", queue, "--index", index, "--json")
     assert "index format changed" in found.stderr  # the derived files are rebuilt, from cached vectors
     assert json.loads(found.stdout)["results"][0]["title"] == "Page 7"
+
+
+def test_an_archive_from_before_extractor_versions_marks_its_documents_for_extraction_again(tmp_path):
+    from types import SimpleNamespace
+
+    from rq.archive.db import open_archive
+
+    archive = open_archive(tmp_path, "queue-key")
+    doc = SimpleNamespace(kind="html", text="Some text", title="T", author=None, date=None, pages=None,
+                          charset="utf-8", problem=None, detail="")
+    archive.put_document("a" * 40, archive.put_body(b"<html>body</html>"), doc, extractor=2)
+    archive.close()
+    conn = sqlite3.connect(tmp_path / "archive.sqlite")
+    with conn:  # what schema 3 looked like: no documents.extractor
+        conn.execute("ALTER TABLE documents DROP COLUMN extractor")
+        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    conn.close()
+
+    archive = open_archive(tmp_path, "queue-key")
+    try:
+        assert archive.schema_version() == SCHEMA_VERSION
+        row = archive.document("a" * 40)
+        assert (row["text"], row["extractor"]) == ("Some text", None)  # kept, and known to be old
+    finally:
+        archive.close()

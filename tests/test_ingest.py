@@ -129,6 +129,37 @@ def test_rerun_fetches_nothing_fresh_and_refresh_extracts_nothing_unchanged(tmp_
     assert (third.fetched, third.unchanged) == (0, 2)
 
 
+def test_text_from_an_older_extractor_is_extracted_again_from_the_saved_copy(tmp_path, http_server):
+    # A page archived by an rq whose extractor kept the reference list: after an upgrade, the
+    # next ingest fixes the text from raw/ without fetching, and search follows.
+    from rq.index.build import build_index
+    from rq.rank.search import search
+
+    references = "".join(f"<p>[{i}] A. Author. Paper number {i} on zebrafish. In Proc. ICML, 2019.</p>"
+                         for i in range(1, 6))
+    body = page("Streaming features", LONG, LONG, html="<h2>References</h2>" + references)
+    urls = {"paper": http_server.route("/reextract/paper", static(body))}
+    settings = Settings(queue=write_queue(tmp_path / "q.md", urls), index=tmp_path / "ix", **FAST)
+    assert ingest(settings).fetched == 1
+    with sqlite3.connect(settings.index / "archive.sqlite") as conn:
+        (current,) = conn.execute("SELECT text FROM documents").fetchone()
+        assert "zebrafish" not in current  # today's extractor drops the list
+        conn.execute("UPDATE documents SET text = ?, text_sha = 'old', extractor = NULL",  # an older rq's text
+                     (current + "\n\nReferences\n[1] Paper on zebrafish.",))
+    conn.close()
+    build_index(settings)
+    assert search(settings, "zebrafish", mode="keyword").hits  # the stale text is what is indexed
+
+    hits = dict(http_server.hits)
+    again = ingest(settings)
+    assert (again.reextracted, again.fresh, again.fetched, again.changed_since_read) == (1, 1, 0, 0)
+    assert dict(http_server.hits) == hits  # from the saved copy: nothing was requested
+    _, docs = _last_fetch_by_title(settings)
+    assert docs["paper"]["text"] == current
+    assert search(settings, "zebrafish", mode="keyword").hits == []
+    assert ingest(settings).reextracted == 0  # once
+
+
 def test_a_dead_link_keeps_its_archived_text(tmp_path, http_server):
     state = {"alive": True}
 

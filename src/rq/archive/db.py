@@ -173,18 +173,31 @@ class Archive:
         """The sha256 of each archived document's text, by resource."""
         return {row[0]: row[1] for row in self.conn.execute("SELECT resource_id, text_sha FROM documents")}
 
-    def put_document(self, resource_id: str, body_sha: str, doc: Any, record: FetchRecord | None = None) -> None:
-        """Store an extracted document, and its fetch record, in one transaction."""
+    def put_document(self, resource_id: str, body_sha: str, doc: Any, record: FetchRecord | None = None,
+                     extractor: int | None = None) -> None:
+        """Store an extracted document (and the extractor version that made it), and its fetch
+        record, in one transaction."""
         with self.transaction() as conn:
             if record is not None:
                 self.add_fetch(record)
             conn.execute(
                 """INSERT OR REPLACE INTO documents(resource_id, body_sha, kind, text, text_sha, title,
-                       author, date, pages, charset, problem, detail, extracted_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       author, date, pages, charset, problem, detail, extracted_at, extractor)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (resource_id, body_sha, doc.kind, doc.text, sha256_hex(doc.text.encode("utf-8", "surrogatepass")),
-                 doc.title, doc.author, doc.date, doc.pages, doc.charset, doc.problem, doc.detail, time.time()),
+                 doc.title, doc.author, doc.date, doc.pages, doc.charset, doc.problem, doc.detail, time.time(),
+                 extractor),
             )
+
+    def stale_documents(self, extractor: int) -> list[tuple[str, str, FetchRecord]]:
+        """(resource id, body sha, the fetch that brought the body) of every document extracted by
+        an older extractor whose raw body is still archived: what can be extracted again offline."""
+        rows = self.conn.execute(
+            """SELECT d.resource_id, d.body_sha, f.* FROM documents d
+               JOIN fetches f ON f.id = (SELECT MAX(id) FROM fetches WHERE resource_id = d.resource_id
+                                         AND body_sha = d.body_sha)
+               WHERE d.extractor IS NULL OR d.extractor < ?""", (extractor,)).fetchall()
+        return [(row[0], row[1], _fetch_record(row)) for row in rows if self.body_path(row[1]).exists()]
 
     # -- passages and the embedding cache -----------------------------------
     def replace_passages(self, rows: list[tuple[str, int, str, str, str]]) -> int:

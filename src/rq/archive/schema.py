@@ -9,7 +9,9 @@ from rq.queue.ids import resource_id
 # 2: resources are keyed by the whole SHA-1 of their normalised URL, not its first 8 hex digits.
 # 3: each fetch records the policy it ran under (fetches.policy), so a link refused because of a
 #    setting is fetched again as soon as that setting changes.
-SCHEMA_VERSION = 3
+# 4: each document records the extractor version that produced its text (documents.extractor), so
+#    an archive extracted by an older rq is extracted again from its raw bodies.
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -29,7 +31,7 @@ CREATE INDEX IF NOT EXISTS fetches_by_resource ON fetches(resource_id, at);
 CREATE TABLE IF NOT EXISTS documents (
     resource_id TEXT PRIMARY KEY, body_sha TEXT NOT NULL, kind TEXT NOT NULL, text TEXT NOT NULL,
     text_sha TEXT NOT NULL, title TEXT, author TEXT, date TEXT, pages INTEGER, charset TEXT,
-    problem TEXT, detail TEXT NOT NULL, extracted_at REAL NOT NULL
+    problem TEXT, detail TEXT NOT NULL, extracted_at REAL NOT NULL, extractor INTEGER
 );
 CREATE TABLE IF NOT EXISTS passages (
     id INTEGER PRIMARY KEY, resource_id TEXT NOT NULL, ord INTEGER NOT NULL, source TEXT NOT NULL,
@@ -65,6 +67,8 @@ def migrate(conn: sqlite3.Connection, version: int) -> None:
             _full_resource_ids(conn)
         if version < 3:
             _fetch_policy_column(conn)
+        if version < 4:
+            _extractor_column(conn)
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
     except BaseException:
         conn.execute("ROLLBACK")
@@ -88,3 +92,11 @@ def _fetch_policy_column(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(fetches)")}
     if "policy" not in columns:
         conn.execute("ALTER TABLE fetches ADD COLUMN policy TEXT")
+
+
+def _extractor_column(conn: sqlite3.Connection) -> None:
+    """Schema 4 adds documents.extractor. Older documents keep NULL: extracted by a version before
+    versions were recorded, so the next ingest extracts them again from their raw bodies."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(documents)")}
+    if "extractor" not in columns:
+        conn.execute("ALTER TABLE documents ADD COLUMN extractor INTEGER")

@@ -67,6 +67,9 @@ def print_ingest_summary(summary) -> None:
         err.print("  links that could not be fetched are indexed from their title, note and section")
     if summary.changed_since_read:
         err.print(f"  {summary.changed_since_read} page(s) you read have changed since (see `rq health`)")
+    if summary.reextracted:
+        err.print(f"  {summary.reextracted} archived page(s) extracted again from their saved copies "
+                  "(rq's text extraction improved; nothing was fetched for them)")
     for failure in summary.failures[:FAILURES_SHOWN]:
         err.print(f"  {failure['short_id']} {one_line(failure['reason'])}: {one_line(failure['url'])} "
                   f"({one_line(failure['detail'])})", style="dim")

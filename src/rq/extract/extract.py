@@ -17,6 +17,11 @@ from rq.extract.sniff import declares_text, parse_content_type, sniff_kind
 from rq.extract.text import extract_text
 from rq.settings import Settings
 
+# Bumped whenever extraction changes the text it gives for the same bytes, so that `rq ingest`
+# extracts archived bodies again (from raw/, without fetching) and the index follows.
+# 2: arXiv stamps, running heads, reference lists and navigation lines dropped (rq.extract.clean).
+EXTRACTOR_VERSION = 2
+
 
 def dispatch(body: bytes, content_type: str | None, url: str, pdf_max_pages: int) -> Extracted:
     """The extractor for the bytes' kind, with every failure turned into a problem."""

@@ -21,6 +21,7 @@ from rq.archive.lock import writer_lock
 from rq.archive.records import PERMANENT_REASONS, FetchRecord
 from rq.archive.session import sync_queue
 from rq.ingest.policy import policy_of, setting_changed
+from rq.ingest.reextract import reextract_stale
 from rq.ingest.store import IngestSummary, RunStore
 from rq.paths import locate
 from rq.queue.model import Queue
@@ -83,7 +84,8 @@ def ingest(settings: Settings, progress: Progress | None = None, notice: Notice 
         try:
             summary.added, summary.removed = sync_queue(archive, queue)
             requests = plan_fetches(archive, queue, settings, summary)
-            _fetch_and_store(archive, requests, settings, summary, progress)
+            _fetch_and_store(archive, requests, settings, summary, progress,
+                             {r.id for r in queue.resources})
         finally:
             archive.close()
     shown = {r.id: r.short_id for r in queue.resources}
@@ -93,8 +95,8 @@ def ingest(settings: Settings, progress: Progress | None = None, notice: Notice 
     return summary
 
 
-def _fetch_and_store(archive: Archive, requests: list, settings: Settings,
-                     summary: IngestSummary, progress: Progress | None) -> None:
+def _fetch_and_store(archive: Archive, requests: list, settings: Settings, summary: IngestSummary,
+                     progress: Progress | None, in_queue: set[str]) -> None:
     """Fetch the links and store each result as it arrives. A made-up sibling a page needs
     (rq.ingest.soft404) joins the same fetch_all run, so the probes of many hosts run at once
     within the per-host limits and deadlines, instead of one after another."""
@@ -102,12 +104,14 @@ def _fetch_and_store(archive: Archive, requests: list, settings: Settings,
     from rq.fetch.client import fetch_all
 
     total = len(requests)
-    if progress:
-        progress(0, total, "fetching")
     probes: list = []  # requests for fetch_all to start while it runs
     done = 0
     # One worker: results are stored one by one in this thread anyway.
     with ExtractorPool(size=1) as pool:
+        # First, so that a body fetched again unchanged below finds its text up to date.
+        summary.reextracted = reextract_stale(archive, pool, settings, in_queue, progress)
+        if progress:
+            progress(0, total, "fetching")
         store = RunStore(archive, pool, settings, summary, policy_of(settings))
         for result in fetch_all(requests, settings, added=probes):
             if store.checker.is_probe(result):

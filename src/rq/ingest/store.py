@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from rq.archive.db import Archive, sha256_hex
 from rq.archive.records import OFFLINE, SOFT_404, FetchRecord
+from rq.extract.extract import EXTRACTOR_VERSION
 from rq.ingest.changes import note_change
 from rq.ingest.offline import OfflineWatch
 from rq.ingest.soft404 import SoftNotFound, Waiting
@@ -33,6 +34,7 @@ class IngestSummary:
     fresh: int = 0  # skipped: fetched recently
     fetched: int = 0  # new or changed content, extracted
     unchanged: int = 0  # 304 or identical body: nothing extracted
+    reextracted: int = 0  # archived bodies extracted again because rq's extractor improved
     not_web: int = 0
     failed: Counter = field(default_factory=Counter)
     no_text: int = 0
@@ -45,7 +47,8 @@ class IngestSummary:
 
     @property
     def did_something(self) -> bool:
-        return self.resources == 0 or bool(self.fetched or self.unchanged or self.fresh or self.not_web)
+        return self.resources == 0 or bool(self.fetched or self.unchanged or self.fresh or self.not_web
+                                                   or self.reextracted)
 
     def as_dict(self) -> dict:
         data = dict(self.__dict__)
@@ -152,7 +155,7 @@ class RunStore:
             return
         doc = page.doc
         with self.archive.transaction():
-            self.archive.put_document(record.resource_id, record.body_sha, doc, record)
+            self.archive.put_document(record.resource_id, record.body_sha, doc, record, EXTRACTOR_VERSION)
             text_sha = sha256_hex(doc.text.encode("utf-8", "surrogatepass"))
             score = note_change(self.archive, record.resource_id, page.previous, doc.text, text_sha,
                                 record.body_sha)
