@@ -21,6 +21,7 @@ from rq.report.health import health_report
 from rq.report.status import load_views, summarize
 from rq.settings import Settings
 from rq.archive.db import open_archive
+from rq.archive.schema import SCHEMA_VERSION
 
 FAST = dict(allow_private=True, fetch_host_delay=0.0, connect_timeout=2.0, read_timeout=1.0,
             total_timeout=3.0, backoff=0.05, retries=2, max_bytes=200_000)
@@ -280,7 +281,7 @@ def test_an_archive_of_schema_2_is_upgraded_and_its_refusals_are_tried_once_more
     assert again.failed == {"blocked": 1} and again.fresh == 0  # unknown policy: tried under today's
     assert ingest(settings).fresh == 1
     with sqlite3.connect(settings.index / "archive.sqlite") as conn:
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(SCHEMA_VERSION)
         policies = [row[0] for row in conn.execute("SELECT policy FROM fetches ORDER BY id")]
     assert policies[0] is None and '"allow_private": false' in policies[-1]
 
