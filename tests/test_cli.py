@@ -49,6 +49,15 @@ def test_every_command_help_has_an_example():
         assert "Example: rq " + command in " ".join(proc.stdout.split()), command
 
 
+def test_help_text_is_wrapped_to_the_terminal_not_to_the_source_lines():
+    # On a wide terminal a paragraph of the help is one line; before, the docstring's own line
+    # breaks showed as well, cutting sentences at random places.
+    proc = rq("search", "--help", env_extra={"COLUMNS": "400"})
+    lines = [line.strip(" │") for line in proc.stdout.splitlines()]
+    assert any(line.startswith("Each result shows its relevance") and "When no result is strong" in line
+               for line in lines), proc.stdout
+
+
 def test_ingest_then_ls_status_show(queue_file, tmp_path):
     index = tmp_path / "ix"
     proc = rq("ingest", "--queue", queue_file, "--index", index, "--json",

@@ -7,6 +7,7 @@ own errors are one line; anything else is one line too, with the details in a fi
 
 from __future__ import annotations
 
+import inspect
 import sys
 
 import typer
@@ -37,8 +38,18 @@ def _options(version: bool = typer.Option(False, "--version", is_eager=True, cal
     """
 
 
+def _unwrapped(doc: str | None) -> str | None:
+    """A docstring's paragraphs as single lines: the help renderer keeps a source line break as
+    a line break, so text wrapped for the source would be wrapped twice on screen."""
+    if not doc:
+        return doc
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
 for command in (collect.ingest, collect.index, browse.status, browse.ls, browse.show, find.search, mark.done,
                 mark.todo, find.next, find.related, topics.clusters, topics.map, browse.health):
+    command.__doc__ = _unwrapped(command.__doc__)
     app.command(command.__name__)(command)
 
 
