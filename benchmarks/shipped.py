@@ -13,10 +13,11 @@ Entry points:
 
 * ``load_beir(folder, splits) -> Dataset``: corpus, queries and qrels.
 * ``shipped_index(ds, **overrides) -> Corpus``: the queue and index folder under
-  ``benchmarks/out/shipped/<corpus>/``, built (or brought up to date) with ``build_index``;
-  only passages whose vectors are not in the archive are embedded, so a rerun, or a change
-  of an index setting, costs a rebuild but not a re-embedding. ``seed=`` copies cached
-  vectors from another index folder of the same corpus (e.g. bench_speed's).
+  ``benchmarks/out/shipped/<corpus>/`` (or ``out``), built (or brought up to date) with
+  ``build_index``; only passages whose vectors are not in the archive are embedded, so a
+  rerun, or a change of an index setting, costs a rebuild but not a re-embedding. ``seed=``
+  (an (index folder, queue file) pair, or a list of them) copies cached vectors from other
+  index folders of the same corpus (e.g. bench_speed's).
 * ``open_engine(corpus, **query_settings) -> SearchEngine``: the loaded index; its
   ``settings`` may be replaced between runs for query-time settings.
 * ``rank_runs(engine, corpus, queries, mode) -> {qid: {doc_id: score}}``: the top 100
@@ -175,7 +176,7 @@ def write_queue(ds: Dataset, path: Path) -> None:
         path.write_text(text, encoding="utf-8")
 
 
-def shipped_index(ds: Dataset, out: Path = OUT, seed: tuple[Path, Path] | None = None, notice=None,
+def shipped_index(ds: Dataset, out: Path = OUT, seed: tuple[Path, Path] | list | None = None, notice=None,
                   progress=None, **overrides) -> Corpus:
     """The corpus queued, archived and indexed by rq's own functions (see the module docstring)."""
     from rq.archive.session import open_for, sync_queue
@@ -200,15 +201,16 @@ def shipped_index(ds: Dataset, out: Path = OUT, seed: tuple[Path, Path] | None =
             # No raw body is stored: search reads only the extracted text.
             archive.put_document(resource.id, "0" * 64, Extracted("text", text, title, None, None, None,
                                                                  "utf-8", None, ""))
-        if seed is not None:
-            _seed_vectors(archive, seed, queue)
+        for pair in ([seed] if isinstance(seed, tuple) else seed or []):
+            if (pair[0] / "manifest.json").exists() and pair[0].resolve() != index_dir.resolve():
+                _seed_vectors(archive, pair, queue, settings)
     finally:
         archive.close()
     report = build_index(settings, notice=notice, progress=progress)
     return Corpus(ds, settings, queue_path, index_dir, doc_of, report)
 
 
-def _seed_vectors(archive, seed: tuple[Path, Path], queue) -> None:
+def _seed_vectors(archive, seed: tuple[Path, Path], queue, settings) -> None:
     """Copy the vectors another index folder of this corpus (``seed``: its folder and its queue
     file; bench_speed's SciFact index, say) has cached, so this one embeds only passages that
     one never had."""
@@ -225,8 +227,13 @@ def _seed_vectors(archive, seed: tuple[Path, Path], queue) -> None:
         return
     source = open_archive_to_read(seed_dir, locate(Settings(queue=seed_queue, index=seed_dir)).queue_key)
     try:
-        hashes = [row["hash"] for row in source.passages()]
-        hashes += [passage_hash(profile_text(r)) for r in queue.resources]
+        rows = [(r["resource_id"], r["ord"], r["source"], r["text"], r["hash"]) for r in source.passages()]
+        hashes = [row[4] for row in rows] + [passage_hash(profile_text(r)) for r in queue.resources]
+        if settings.dense_window_words:  # the windows this index will cut from those passages
+            from rq.index.encoders.factory import make_embedder
+            from rq.index.passages import window_rows
+
+            hashes += [h for _, _, h in window_rows(rows, settings, make_embedder(settings))]
         for key in {manifest.model, manifest.vectors or manifest.model}:
             have = archive.cached_vectors(key, hashes)
             found = source.cached_vectors(key, [h for h in hashes if h not in have])

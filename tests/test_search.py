@@ -202,6 +202,39 @@ def test_scores_say_how_strong_a_match_is_and_weak_ones_are_labelled(tmp_path):
     assert all(1 <= s["top_percent"] <= 100 for s in json.loads(rq("next", "--json"))["suggestions"])
 
 
+@pytest.mark.parametrize("changes", [
+    {"fusion_norm": "absolute", "hybrid_alpha": 0.5}, {"fusion": "rrf", "hybrid_alpha": 0.5},
+    {"fusion_level": "passage"}, {"fusion_depth": 2}, {"doc_weight": 0.3},
+    {"rm3_weight": 0.5, "prf_docs": 2}, {"rocchio_weight": 1.0, "prf_docs": 2},
+])
+def test_every_search_lever_still_finds_the_page_that_answers(library, embedder, changes):
+    settings = library.replace(**changes)
+    assert titles(search(settings, "warp divergence and shared memory tiling", embedder=embedder))[0] == "CUDA kernels"
+    assert titles(search(settings, "xq_read_parquet_v2", embedder=embedder))[0] == "Columnar loading"
+    assert titles(search(settings, "looking after a pet kitty", embedder=embedder))[0] == "New arrival checklist"
+
+
+def test_dense_windows_are_built_searched_and_dropped_with_the_setting(tmp_path, http_server, embedder):
+    long = ["Block sizes, registers and occupancy trade against each other on every streaming multiprocessor "
+            "of the device, so the tuning starts from a profile rather than from a guess about it."] * 6
+    long.insert(3, "Tensor cores multiply half precision tiles of sixteen by sixteen in one instruction.")
+    url = http_server.route("/windows/gpu", static(page("GPU notes", " ".join(long), nav="", footer=None)))
+    other = http_server.route("/windows/bread", static(page("Bread", "Knead the dough and let it rise twice.",
+                                                            nav="", footer=None)))
+    queue = tmp_path / "reading.md"
+    queue.write_text(f"# Reading\n\n## Notes\n* [ ] [GPU notes]({url})\n* [ ] [Bread]({other})\n")
+    settings = Settings(queue=queue, index=tmp_path / "ix", allow_private=True, fetch_host_delay=0.0)
+    ingest(settings)
+    windowed = settings.replace(dense_window_words=24)
+    report = build_index(windowed, embedder=embedder)
+    assert report.built and (tmp_path / "ix" / "windows.npz").is_file()
+    hits = search(windowed, "matrix multiply instructions on tensor cores", mode="dense", embedder=embedder).hits
+    assert hits[0].title == "GPU notes" and "Tensor cores" in hits[0].passage
+    whole = settings.replace(dense_window_words=0)
+    assert search(whole, "bread dough", embedder=embedder).hits[0].title == "Bread"  # rebuilt without windows
+    assert not (tmp_path / "ix" / "windows.npz").exists()
+
+
 def test_a_truncated_vector_file_is_rebuilt_not_served(library, embedder):
     search(library, "warp divergence", embedder=embedder)  # the index is current before the damage
     vectors = library.index / "vectors.faiss"
@@ -230,8 +263,9 @@ def test_a_huge_page_is_cut_to_its_first_passages_and_the_cut_is_reported(tmp_pa
     url = http_server.route("/huge/wiki", static(body))
     queue = tmp_path / "reading.md"
     queue.write_text(f"# Reading\n\n## Dumps\n* [ ] [Wiki dump]({url})\n")
+    # Whole passages on the dense side (no windows), so the count below is the passages'.
     settings = Settings(queue=queue, index=tmp_path / "ix", allow_private=True, fetch_host_delay=0.0,
-                        max_passages_per_resource=40)
+                        max_passages_per_resource=40, dense_window_words=0)
     ingest(settings)
 
     report = build_index(settings, embedder=embedder)

@@ -25,7 +25,7 @@ from rq.index.chunk import passage_hash
 from rq.index.encoders.cache import lookup_vectors, vectors_key, wants_exact
 from rq.index.generation import discard, index_files, stage_files, swap_in, writing_index
 from rq.index.manifest import FORMAT, MANIFEST, Manifest, manifest_mtime, read_manifest, write_manifest
-from rq.index.passages import cut_line, passage_rows, profile_text
+from rq.index.passages import cut_line, passage_rows, profile_text, window_rows
 from rq.paths import Location, locate
 from rq.queue.model import Queue
 from rq.settings import Settings
@@ -59,8 +59,11 @@ def content_key(queue: Queue, archive: Archive, settings: Settings, model_id: st
     must not force a re-index)."""
     head = (f"{FORMAT}|{model_id}|{settings.chunk_words}|{settings.chunk_overlap_words}|"
             f"{settings.max_passages_per_resource}")
-    if settings.keyword_title_weight != 1:  # appended only when set, so indexes built before it stay current
+    # Appended only when set, so indexes built before these settings existed stay current.
+    if settings.keyword_title_weight != 1:
         head += f"|title_weight {settings.keyword_title_weight}"
+    if settings.dense_window_words:
+        head += f"|dense_windows {settings.dense_window_words}"
     digest = hashlib.sha256(head.encode())
     text_shas = archive.text_shas()
     for r in queue.resources:
@@ -97,7 +100,7 @@ def staleness(location: Location, queue: Queue, archive: Archive, settings: Sett
     if problems:
         return integrity.describe(problems)
     if manifest.content_key != content_key(queue, archive, settings, model):
-        return "queue or archived text changed since the index was built"
+        return "queue, archived text or index settings changed since the index was built"
     return None
 
 
@@ -175,16 +178,23 @@ def _build(location: Location, queue: Queue, archive: Archive, settings: Setting
            progress: Progress | None, reason: str) -> IndexReport:
     rows, cuts = passage_rows(queue, archive, settings, embedder)
     profile_rows = [(r.id, 0, "profile", profile_text(r), passage_hash(profile_text(r))) for r in queue.resources]
-    both, embedded = _embed_rows(rows + profile_rows, archive, embedder, settings, progress)
-    matrix = both[:len(rows)]
-    profiles = {row[0]: vector for row, vector in zip(profile_rows, both[len(rows):])}
+    windows = window_rows(rows, settings, embedder) if settings.dense_window_words else []
+    window_embed = [("", 0, "window", text, h) for _, text, h in windows]
+    everything, embedded = _embed_rows(rows + profile_rows + window_embed, archive, embedder, settings, progress)
+    matrix = everything[:len(rows)]
+    profiles = {row[0]: vector for row, vector in zip(profile_rows, everything[len(rows):])}
+    window_vectors = None
+    if windows:
+        window_vectors = (np.array([pid for pid, _, _ in windows], dtype=np.int64),
+                          everything[len(rows) + len(profile_rows):])
     key = content_key(queue, archive, settings, embedder.model_id)
     folder = location.index_dir
     with writing_index(folder):
         # Under the writer lock no one else moves the generation: the files can carry it before
         # the passage table takes it, and are written before anything live changes.
         generation = int(archive.meta("generation", "0") or 0) + 1
-        staged = stage_files(folder, rows, matrix, profiles, generation, settings, embedder.model_id)
+        staged = stage_files(folder, rows, matrix, profiles, generation, settings, embedder.model_id,
+                             window_vectors)
         try:
             committed = archive.replace_passages(rows)
         except BaseException:
@@ -200,7 +210,7 @@ def _build(location: Location, queue: Queue, archive: Archive, settings: Setting
             key, generation, len(rows), len(queue.resources), staged.kind, time.time(), vectors_key(embedder),
             getattr(embedder, "export_key", ""), integrity.record_files(folder, index_files(folder))))
     return IndexReport(str(folder), True, reason, len(rows), len(queue.resources),
-                       embedded, len(rows) + len(profile_rows) - embedded, staged.kind, 0.0, cuts)
+                       embedded, len(rows) + len(profile_rows) + len(windows) - embedded, staged.kind, 0.0, cuts)
 
 
 def ensure_index(settings: Settings, notice: Callable[[str], None] | None, progress=None, embedder=None):

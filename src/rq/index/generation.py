@@ -22,8 +22,8 @@ import numpy as np
 
 from rq.errors import ArchiveError, DiskFullError
 from rq.files import TMP_PREFIX, fsync_dir, is_disk_full
-from rq.index.manifest import KEYWORDS, RESOURCE_VECTORS, VECTORS
-from rq.index.resources import save_resource_vectors
+from rq.index.manifest import KEYWORDS, RESOURCE_VECTORS, VECTORS, WINDOWS
+from rq.index.resources import save_resource_vectors, save_windows
 from rq.settings import Settings
 
 
@@ -32,6 +32,7 @@ class Staged:
     folder: Path
     keywords: str  # the keyword generation written, not yet current ("gen-N")
     kind: str  # the vector index kind: flat or hnsw
+    windows: bool = False  # whether a dense windows file was written
 
     def path(self, name: str) -> Path:
         """Where the file ``name`` waits to be swapped in."""
@@ -39,8 +40,9 @@ class Staged:
 
 
 def stage_files(folder: Path, rows: list[tuple], matrix: np.ndarray, profiles: dict, generation: int,
-                settings: Settings, model: str) -> Staged:
-    """Write the vector, keyword and resource-vector files of ``generation`` under temporary names."""
+                settings: Settings, model: str, windows: tuple[np.ndarray, np.ndarray] | None = None) -> Staged:
+    """Write the vector, keyword and resource-vector files of ``generation`` under temporary names;
+    ``windows`` (each window's passage id, their vectors): the dense windows file too."""
     from rq.index.keyword import KeywordIndex
     from rq.index.vectors import VectorIndex
 
@@ -51,6 +53,9 @@ def stage_files(folder: Path, rows: list[tuple], matrix: np.ndarray, profiles: d
     try:
         vectors.save(staged.path(VECTORS))
         save_resource_vectors(staged.path(RESOURCE_VECTORS), rows, matrix, profiles, generation)
+        if windows is not None:
+            save_windows(staged.path(WINDOWS), *windows, generation)
+            staged.windows = True
         staged.keywords = KeywordIndex.build([row[3] for row in rows], ids,
                                              title_weight=settings.keyword_title_weight).stage(folder / KEYWORDS)
     except BaseException:
@@ -61,7 +66,7 @@ def stage_files(folder: Path, rows: list[tuple], matrix: np.ndarray, profiles: d
 
 def discard(staged: Staged) -> None:
     """Remove what ``stage_files`` wrote (the build failed before swapping it in)."""
-    for name in (VECTORS, RESOURCE_VECTORS):
+    for name in (VECTORS, RESOURCE_VECTORS, WINDOWS):
         staged.path(name).unlink(missing_ok=True)
     if staged.keywords:
         shutil.rmtree(staged.folder / KEYWORDS / staged.keywords, ignore_errors=True)
@@ -73,6 +78,10 @@ def swap_in(staged: Staged) -> None:
 
     for name in (VECTORS, RESOURCE_VECTORS):
         os.replace(staged.path(name), staged.folder / name)
+    if staged.windows:
+        os.replace(staged.path(WINDOWS), staged.folder / WINDOWS)
+    else:  # built without windows: an older windows file must not be served
+        (staged.folder / WINDOWS).unlink(missing_ok=True)
     fsync_dir(staged.folder)
     make_current(staged.folder / KEYWORDS, staged.keywords)
 
@@ -81,7 +90,8 @@ def index_files(folder: Path) -> list[str]:
     """The files the live index is made of, relative to ``folder`` (what the manifest records)."""
     from rq.index.keyword import current_files
 
-    return [VECTORS, RESOURCE_VECTORS] + [f"{KEYWORDS}/{name}" for name in current_files(folder / KEYWORDS)]
+    windows = [WINDOWS] if (folder / WINDOWS).is_file() else []
+    return [VECTORS, RESOURCE_VECTORS] + windows + [f"{KEYWORDS}/{name}" for name in current_files(folder / KEYWORDS)]
 
 
 @contextmanager

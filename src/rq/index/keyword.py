@@ -192,6 +192,37 @@ class KeywordIndex:
         column = vocab[term]
         return int(indptr[column + 1] - indptr[column])
 
+    def holds(self, terms: Sequence[str], ids: Sequence[int]) -> np.ndarray:
+        """Whether each text of ``ids`` holds each index term: a (len(ids), len(terms)) bool
+        array read from the postings, no text tokenized."""
+        out = np.zeros((len(ids), len(terms)), dtype=bool)
+        if not len(self.ids) or not len(ids):
+            return out
+        vocab = self._bm25.vocab_dict
+        indptr = getattr(self._bm25, "indptr", None)
+        indices = getattr(self._bm25, "indices", None)
+        if indptr is None:  # a bm25s retriever (an index built in this process)
+            indptr, indices = self._bm25.scores["indptr"], self._bm25.scores["indices"]
+        rows = np.asarray(ids, dtype=np.int64) if self._ids_are_rows else \
+            np.array([self._row_of()[int(i)] for i in ids], dtype=np.int64)
+        for j, term in enumerate(terms):
+            if term in vocab:
+                column = np.asarray(indices[int(indptr[vocab[term]]):int(indptr[vocab[term] + 1])])
+                out[:, j] = np.isin(rows, column)
+        return out
+
+    @property
+    def _ids_are_rows(self) -> bool:
+        """Whether id i is the i-th text (as rq builds it): no look-up needed."""
+        if not hasattr(self, "_rows_cache"):
+            self._rows_cache = bool(np.array_equal(self.ids, np.arange(len(self.ids))))
+        return self._rows_cache
+
+    def _row_of(self) -> dict[int, int]:
+        if not hasattr(self, "_row_map"):
+            self._row_map = {int(i): row for row, i in enumerate(self.ids)}
+        return self._row_map
+
     def save(self, folder: Path) -> None:
         """Write a fresh generation and make it the current one."""
         make_current(folder, self.stage(folder))

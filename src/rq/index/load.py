@@ -9,8 +9,8 @@ import numpy as np
 from rq.archive.db import Archive
 from rq.errors import ArchiveError, IndexMismatchError
 from rq.index.integrity import check_files
-from rq.index.manifest import FORMAT, KEYWORDS, VECTORS, Manifest, manifest_mtime, read_manifest
-from rq.index.resources import load_resource_vectors
+from rq.index.manifest import FORMAT, KEYWORDS, VECTORS, WINDOWS, Manifest, manifest_mtime, read_manifest
+from rq.index.resources import load_resource_vectors, load_windows
 from rq.paths import Location
 from rq.settings import Settings
 
@@ -22,6 +22,8 @@ class LoadedIndex:
     keywords: object
     resource_ids: list[str]
     owner: np.ndarray  # passage id -> row in resource_ids
+    # Dense windows inside passages (dense_window_words): each window's passage id, their vectors.
+    windows: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def load_index(location: Location, archive: Archive, settings: Settings, embedder) -> LoadedIndex:
@@ -51,4 +53,7 @@ def load_index(location: Location, archive: Archive, settings: Settings, embedde
     if not vectors.ntotal == len(keywords) == len(owner) == manifest.passages or len(ids) != manifest.resources:
         raise ArchiveError(f"the index files in {folder} disagree with its manifest on how many passages "
                            "and resources there are")
-    return LoadedIndex(manifest, vectors, keywords, ids, owner)
+    windows = None
+    if WINDOWS in manifest.files:
+        windows = load_windows(folder / WINDOWS, manifest.generation, manifest.passages)
+    return LoadedIndex(manifest, vectors, keywords, ids, owner, windows)

@@ -25,6 +25,7 @@ MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 RESOURCE_VECTORS = "resources.npz"
 KEYWORDS = "keywords"
+WINDOWS = "windows.npz"  # dense windows inside passages (only when dense_window_words is set)
 # 2: resource ids are the whole SHA-1 of the normalised URL (40 hex digits), not its first 8.
 # 3: the manifest records each derived file's size and sha256, and a checksum of itself.
 FORMAT = 3

@@ -77,6 +77,24 @@ def _first_words(text: str, words: int) -> str:
     return text[:end]
 
 
+def window_rows(rows: list[tuple], settings: Settings, embedder) -> list[tuple[int, str, str]]:
+    """(passage id, text, hash) of the dense windows, passage by passage in order: each text
+    passage cut again, on sentence boundaries, into windows of ``dense_window_words`` words
+    (a quarter shared with the next, the title line kept); a passage that fits one window, and
+    every meta passage, is its own window. A passage's dense score is its best window's."""
+    words = settings.dense_window_words
+    out: list[tuple[int, str, str]] = []
+    for pid, row in enumerate(rows):
+        text = row[3]
+        title, body = text.split("\n", 1) if "\n" in text else ("", text)
+        pieces = []
+        if row[2] == "text" and len(text.split()) > words:
+            pieces = split_passages(title, body, words, words // 4, count_pieces=embedder.count_pieces,
+                                    max_pieces=embedder.max_pieces)
+        out.extend((pid, piece, passage_hash(piece)) for piece in (pieces or [text]))
+    return out
+
+
 def cut_line(cut: dict) -> str:
     """What a person is told of a resource cut short: "cut to 500 passages: Title (ab12cd34, 2,310 in all)"."""
     total = f"about {cut['total']:,}" if cut["estimated"] else f"{cut['total']:,}"

@@ -63,3 +63,28 @@ def load_resource_vectors(folder: Path, generation: int, with_owner: bool = Fals
     if vectors.ndim != 2 or len(vectors) != len(ids):
         raise ArchiveError(f"{folder / RESOURCE_VECTORS} is damaged (ids and vectors disagree)")
     return (ids, vectors, owner) if with_owner else (ids, vectors)
+
+
+def save_windows(path: Path, passages: np.ndarray, vectors: np.ndarray, generation: int) -> None:
+    """Write the dense windows: each window's passage id (windows come passage by passage) and
+    its vector (atomically)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, passages=np.asarray(passages, dtype=np.int64), vectors=np.asarray(vectors, np.float32),
+             generation=np.int64(generation))
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_windows(path: Path, generation: int, passages: int) -> tuple[np.ndarray, np.ndarray]:
+    """(each window's passage id, the windows' vectors), checked against the index it belongs to:
+    ids in order, every one of the ``passages`` passages with a window."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if int(data["generation"]) != generation:
+                raise ArchiveError(f"{path} is out of step with the archive")
+            owner, vectors = data["passages"], data["vectors"].astype(np.float32)
+    except (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ArchiveError(f"{path} is missing or damaged ({exc})") from None
+    if (vectors.ndim != 2 or len(vectors) != len(owner) or (len(owner) and (owner[0] != 0 or owner[-1] != passages - 1))
+            or np.any(np.diff(owner) < 0) or np.any(np.diff(owner) > 1)):
+        raise ArchiveError(f"{path} is damaged (windows and passages disagree)")
+    return owner, vectors

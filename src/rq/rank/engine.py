@@ -83,6 +83,11 @@ class SearchEngine:
             starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
             self._runs = (starts, owner[starts])
         self._depth = total if total <= FULL_SCORING_UP_TO else PASSAGE_DEPTH
+        # With dense windows, a passage's cosine is its best window's (windows run passage by passage).
+        self._windows = None
+        if self.loaded.windows is not None and self._matrix is not None:
+            window_owner, window_vectors = self.loaded.windows
+            self._windows = (window_vectors, np.flatnonzero(np.r_[True, window_owner[1:] != window_owner[:-1]]))
 
     def close(self) -> None:
         self.archive.close()
@@ -129,6 +134,9 @@ class SearchEngine:
 
     def _dense(self, qvec: np.ndarray):
         """(passage ids, cosines); ids None: every passage, in order."""
+        if self._windows is not None:
+            vectors, starts = self._windows
+            return None, np.maximum.reduceat(vectors @ qvec, starts)
         if self._matrix is not None:
             return None, self._matrix @ qvec
         D, I = self.loaded.vectors.search(qvec.reshape(1, -1), self._depth)

@@ -7,9 +7,10 @@ the convex combination first maps each onto [0, 1]. The default, "tmm"
 can give rather than the lowest one that happened to be retrieved, so a list
 whose scores are all close together is not stretched into a spread it lacks.
 
-What was measured (and so what to wire): each ranker's passage hits are rolled
-up to resources with ``aggregate`` first (dense: top 300 passages; keyword: BM25
-over the same passages, top 300), the top 100 resources of each are fused.
+How `rq search` uses it (rq.rank.engine): each ranker scores every passage of an index of up
+to 20,000 (else its best 300), the passages roll up to resources with ``aggregate_all`` (or
+``aggregate``), and every resource either ranker scored is fused (``fusion_depth`` 0). The
+settings and their measurement on SciFact are in benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import numpy as np
 
 Ranking = tuple[np.ndarray, np.ndarray]
 
-# Chosen on SciFact train queries (benchmarks/bench_retrieval.py): tmm at alpha 0.8 led,
-# z-score at 0.5 and min-max at 0.45 trailed by 0.5-1 point, RRF by 2.
+# fuse()'s own default; rq search uses the hybrid_alpha setting (0.875, chosen on SciFact train
+# with dense windows: benchmarks/RESULTS.md). tmm led min-max, z-score and RRF there.
 DEFAULT_ALPHA = 0.8
 # Lowest score each ranker can give: cosine of unit vectors, and BM25.
 DENSE_MIN = -1.0
@@ -77,12 +78,20 @@ def _ranking(ranking: Ranking) -> Ranking:
 def _lookup(ids: np.ndarray, list_ids: np.ndarray, values: np.ndarray, missing: float) -> np.ndarray:
     """values[j] for each id equal to list_ids[j]; ``missing`` where the id is absent."""
     out = np.full(len(ids), missing, dtype=np.float64)
-    if len(list_ids):
-        order = np.argsort(list_ids, kind="stable")
-        pos = np.searchsorted(list_ids[order], ids)
-        pos = np.minimum(pos, len(list_ids) - 1)
-        hit = list_ids[order][pos] == ids
-        out[hit] = values[order][pos[hit]]
+    if not len(list_ids) or not len(ids):
+        return out
+    size = int(max(ids.max(), list_ids.max())) + 1
+    if size <= 8 * (len(ids) + len(list_ids)) + 100_000:  # ids are rows or passage ids: a table is cheapest
+        table = np.full(size, np.nan)
+        table[list_ids] = values
+        found = table[ids]
+        hit = ~np.isnan(found)
+        out[hit] = found[hit]
+        return out
+    order = np.argsort(list_ids, kind="stable")
+    pos = np.minimum(np.searchsorted(list_ids[order], ids), len(list_ids) - 1)
+    hit = list_ids[order][pos] == ids
+    out[hit] = values[order][pos[hit]]
     return out
 
 

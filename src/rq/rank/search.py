@@ -133,9 +133,7 @@ def _resource_hits(engine: SearchEngine, ranked, query: str, k: int, filters: Fi
         if len(picked) == k:
             break
     at = [i for *_, i in picked]
-    tokenize = loaded.keywords.tokenizer
-    texts = archive.passages_by_id([int(ranked.passages[i]) for i in at])
-    covered = [coverage(tokenize(query), tokenize(texts[int(ranked.passages[i])]["text"])) for i in at]
+    covered = coverage(loaded.keywords, query, ranked.passages[at]).tolist()
     estimates = relevance(ranked.mode, ranked.dense[at], covered)
     # What each hit shows is the snippet picker's choice (rq.rank.snippets), from the passage ranked best.
     snippets = hit_snippets(archive, loaded, query,
