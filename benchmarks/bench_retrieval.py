@@ -20,6 +20,8 @@ the per-resource title/note/section passage), queries ranked by the ``SearchEngi
    a cold `rq search` process on it.
 5. ``--compare-fp32``: a comparison row, not the shipped path: the same index built with
    ``embed_backend = "torch"`` (sentence-transformers fp32 for passages and queries).
+6. ``--cold-before SRC``: cold `rq search` on the embedded default, an older rq's src/ against
+   this one; ``--index-sweep``: exact against HNSW search on the SciFact passage vectors.
 """
 
 from __future__ import annotations
@@ -254,6 +256,66 @@ def _logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3) -> np.ndarray:
     return w
 
 
+# --------------------------------------------------------------------------- HNSW and thread choices
+
+
+def index_sweep(pvecs: np.ndarray, qvecs: np.ndarray) -> None:
+    """Exact search against HNSW on the index's passage vectors, and exact search cost by size:
+    what vectors.py's HNSW_EF_* and hnsw_above rest on."""
+    from rq.index.vectors import VectorIndex
+
+    print("\n### Vector index: exact vs HNSW (SciFact passages; recall@10 against exact search)\n")
+    exact = VectorIndex.build(pvecs, np.arange(len(pvecs)), kind="flat")
+    _, truth = exact.search(qvecs, 10)
+    rows = []
+    for ef_c in (40, 200):
+        start = time.perf_counter()
+        hnsw = VectorIndex.build(pvecs, np.arange(len(pvecs)), kind="hnsw", ef_construction=ef_c)
+        build_s = time.perf_counter() - start
+        for ef_s in (16, 32, 64, 128, 256):
+            hnsw.ef_search = ef_s
+            _, found = hnsw.search(qvecs, 10)
+            recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, found)])
+            ms = _single_query_ms(hnsw, qvecs[:200])
+            rows.append([ef_c, ef_s, f"{build_s:.1f}", recall, f"{ms:.3f}"])
+    print(md_table(["efConstruction", "efSearch", "build s", "recall@10", "ms/query (1 thread)"], rows))
+
+    print("\n### Exact search cost by collection size (tiled SciFact vectors + noise, k=300, one query at a time)\n")
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in (10_000, 50_000, 100_000, 200_000):
+        reps = -(-n // len(pvecs))
+        big = np.tile(pvecs, (reps, 1))[:n] + rng.normal(0, 0.02, (n, pvecs.shape[1])).astype(np.float32)
+        big /= np.linalg.norm(big, axis=1, keepdims=True)
+        flat = VectorIndex.build(big, np.arange(n), kind="flat")
+        row = [n]
+        for threads in (1, 2):
+            row.append(f"{_single_query_ms(flat, qvecs[:100], threads=threads, k=300):.2f}")
+        start = time.perf_counter()
+        hnsw = VectorIndex.build(big, np.arange(n), kind="hnsw")
+        row.append(f"{time.perf_counter() - start:.1f}")
+        row.append(f"{_single_query_ms(hnsw, qvecs[:100], k=300):.2f}")
+        rows.append(row)
+        del big, flat, hnsw
+    print(md_table(["vectors", "flat ms (1 thread)", "flat ms (2 threads)", "HNSW build s", "HNSW ms"], rows))
+
+
+def _single_query_ms(index, qvecs: np.ndarray, threads: int | None = None, k: int = 10) -> float:
+    import faiss
+
+    times = []
+    for q in qvecs:
+        if threads is None:
+            start = time.perf_counter()
+            index.search(q, k)
+        else:  # bypass the wrapper's thread choice to measure the alternative
+            faiss.omp_set_num_threads(threads)
+            start = time.perf_counter()
+            index._index.search(q[None, :], k)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1000)
+
+
 # --------------------------------------------------------------------------- cold start, before and after
 
 
@@ -289,13 +351,14 @@ def cold_default(old_src: Path, repeat: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--sweep", action="store_true", help="each search lever against the defaults")
+    parser.add_argument("--sweep", action="store_true", help="each search lever against the settings before issue 13")
     parser.add_argument("--calibrate", action="store_true", help="refit rq.rank.calibration on train")
     parser.add_argument("--speed", action="store_true", help="warm p50/p99 and a cold rq search")
     parser.add_argument("--compare-fp32", action="store_true", help="the torch fp32 comparison row")
     parser.add_argument("--cold-before", type=Path, help="src/ of an older rq: cold search on the embedded "
                         "default, before against after")
     parser.add_argument("--repeat", type=int, default=9, help="cold runs of each side (--cold-before)")
+    parser.add_argument("--index-sweep", action="store_true", help="exact vs HNSW on the SciFact passages")
     args = parser.parse_args(argv)
     beir = args.data / "beir"
     if not (beir / "scifact" / "corpus.jsonl").exists():
@@ -356,6 +419,10 @@ def main(argv: list[str] | None = None) -> int:
             shipped_table({("SciFact torch fp32", "test"): (exact, engine)}, results)
         finally:
             engine.close()
+    if args.index_sweep:
+        engine = engines["scifact"][1]
+        qvecs = np.stack([engine.embedder.encode_query(q) for q in scifact.split("test")[0].values()])
+        index_sweep(np.array(engine.loaded.vectors.matrix()), qvecs)
     for _, engine in engines.values():
         engine.close()
     results["load_end"] = loadavg()
