@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
-from typing import Sequence
+from typing import Callable, Sequence
 
-from rq.rank.topics.naming import NAMING_STOPWORDS, TOPICLESS
+from rq.rank.topics.phrases import NAMING_STOPWORDS, TOPICLESS
 from rq.words import content_words, words
 
-LEXICAL_COMMON = 0.25  # a word in more than this share of titles is no evidence ("ml", "learning")
-LEXICAL_COMMON_MIN_TITLES = 8  # fewer titles than this: no word is too common to count
 
 # Headings that name a kind of document rather than a topic, when first or last word:
 # "Blog Posts", "MLOps Articles", "Talks about MLOps". Plurals only (mostly): singulars
@@ -24,7 +23,8 @@ _FORMAT_WORDS = frozenset("""
 _CATCHALL_WORDS = frozenset("""
     misc miscellaneous unsorted uncategorized uncategorised other others general stuff various
     random todo inbox later more things awesome list lists reading readings further extra
-    assorted everything else
+    assorted everything else table contents contributing contribute contributors license
+    acknowledgements acknowledgments changelog
 """.split())
 
 
@@ -48,44 +48,53 @@ def format_reason(heading: str) -> str | None:
     return None
 
 
-def common_stems(titles: Sequence[str]) -> frozenset[str]:
-    """Word stems found in more than LEXICAL_COMMON of the titles: no evidence for a heading."""
-    if len(titles) < LEXICAL_COMMON_MIN_TITLES:
-        return frozenset()
-    stems = Counter(w for title in titles for w in {_stem(t) for t in _content_words(title)})
-    return frozenset(w for w, n in stems.items() if n > LEXICAL_COMMON * len(titles))
+def word_weights(texts: Sequence[str]) -> Callable[[str], float]:
+    """How much a heading word found in an item says, by how rare its stem is among ``texts``:
+    log((n + 1) / (texts holding it + 1)). A word in every title says nothing; a word in one
+    title of 500 weighs ~5.5; a word in half of them ~0.7 ("learning" in an ML list)."""
+    held = Counter(w for text in texts for w in {_stem(t) for t in _content_words(text)})
+    n = len(texts)
+    return lambda stem: math.log((n + 1) / (held.get(stem, 0) + 1))
 
 
-def lexical_match(heading: str, title: str, common: frozenset[str] = frozenset()) -> tuple[float, str]:
+def lexical_match(heading: str, title: str, weight: Callable[[str], float] | None = None) -> tuple[float, str]:
     """Share of the heading's content words found in the title, and what matched.
 
     Short headings embed poorly against titles full of jargon ("Recommender Systems"
     vs "Real Time Recsys"), so exact words, and abbreviations built from the leading
     letters of consecutive words ("oop", "recsys", "nlp"), count as evidence either way round.
-    Word stems in ``common`` (see common_stems) do not count as matches.
+    With ``weight`` (word_weights) each heading word counts by the weight of its stem, so a
+    common word the heading shares with a title ("learning" in "Reinforcement Learning" and
+    "Real Time Machine Learning") covers little of it; words of weight 0 are no evidence.
     """
     head = _content_words(heading)
     text = _content_words(title)
     if not head or not text:
         return 0.0, ""
+    weights = [weight(_stem(w)) if weight else 1.0 for w in head]
+    total = sum(weights)
+    if total <= 0:
+        return 0.0, ""
     covered: set[int] = set()
     evidence = []
-    stems = {_stem(w) for w in text} - common
+    stems = {_stem(w) for w in text}
     for j, w in enumerate(head):
         if _stem(w) in stems:
             covered.add(j)
             evidence.append(w)
     for token in set(text):
-        span = _abbreviates(token, head)
+        span = abbreviates(token, head)
         if span and not set(range(*span)) <= covered:
             covered.update(range(*span))
             evidence.append(f"{token} = {' '.join(head[span[0]:span[1]])}")
     for token in set(head):
-        span = _abbreviates(token, text)
+        span = abbreviates(token, text)
         if span:
             covered.add(head.index(token))
             evidence.append(f"{token} = {' '.join(text[span[0]:span[1]])}")
-    return len(covered) / len(head), ", ".join(dict.fromkeys(evidence))
+    if not any(weights[j] > 0 for j in covered):
+        return 0.0, ""
+    return sum(weights[j] for j in covered) / total, ", ".join(dict.fromkeys(evidence))
 
 
 def _content_words(text: str) -> list[str]:
@@ -99,7 +108,7 @@ def _stem(word: str) -> str:
     return word
 
 
-def _abbreviates(token: str, phrase: list[str]) -> tuple[int, int] | None:
+def abbreviates(token: str, phrase: list[str]) -> tuple[int, int] | None:
     """(start, end) of >= 2 consecutive phrase words whose prefixes spell ``token``, if any."""
     if len(token) < 2 or token in phrase:
         return None
