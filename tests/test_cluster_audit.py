@@ -79,16 +79,32 @@ def test_a_common_word_covers_little_of_a_heading():
     assert rqh.lexical_match("Reinforcement Learning", "Real Time Machine Learning")[0] == pytest.approx(0.5)
 
 
+def test_the_word_index_finds_what_lexical_match_finds():
+    texts = ["Real Time Recsys", "Recommender systems at scale", "NLP with transformers",
+             "Natural language processing in production", "OOP in Python", "Object oriented programming",
+             "Learning to rank for search", "Machine learning ops", "MLOps at Uber", "Cooking pasta", ""]
+    index = rqh.WordIndex(texts)
+    weight = rqh.word_weights(texts)
+    for heading in ("Recommender Systems", "NLP", "Natural Language Processing", "Object Oriented Programming",
+                    "OOP In Python", "Learning to Rank", "MLOps", "Machine Learning", "Computer Vision"):
+        expected = {i: rqh.lexical_match(heading, t, weight) for i, t in enumerate(texts)}
+        assert index.matches(heading) == {i: m for i, m in expected.items() if m[0] > 0}, heading
+        assert index.matches(heading, 0.5) == {i: m for i, m in expected.items() if m[0] > 0.5}, heading
+    assert index.matches("Recommender Systems")[0][1] == "recsys = recommender systems"
+    assert index.matches("NLP")[3][1] == "nlp = natural language processing"
+
+
 def test_half_a_heading_in_words_adds_nothing_to_the_fit():
     x = np.vstack([around(t, 4, t) for t in range(4)])
     texts = ["Machine learning at scale"] * 4 + ["Reinforcement learning for games"] + ["Compilers"] * 11
     headings = {(h,): np.eye(DIM)[t] for t, h in enumerate(["Reinforcement Learning", "B", "C", "D"])}
     view = rqs.SectionView(x, [("B",)] * 16, texts, headings, texts)
     view.homes = list(headings)
-    scores, matched = view.fit_scores(("Reinforcement Learning",), floor=-1.0)
+    scores, matched = view.fit_scores(("Reinforcement Learning",))
     plain = view._semantic_fits()[("Reinforcement Learning",)]
-    assert matched[0] == "learning" and scores[0] == pytest.approx(plain[0])  # one common word: no bonus
+    assert matched[0] == "" and scores[0] == pytest.approx(plain[0])  # one common word: no bonus
     assert scores[4] == pytest.approx(plain[4] + rqs.LEXICAL_WEIGHT)  # every word: the whole bonus
+    assert matched[4] == "reinforcement, learning"
 
 
 def test_cluster_members_are_listed_most_central_first():

@@ -28,7 +28,7 @@ from rq.rank.topics.findings import (
     ThinSection,
 )
 from rq.rank.topics.headings import format_reason
-from rq.rank.topics.sections import SectionView, has_subheadings
+from rq.rank.topics.sections import SectionView, with_subheadings
 
 # Audit thresholds. MISFILED_MARGIN, FIT_MIN, CENTROID_MIN and DESTINATION_MIN were chosen with
 # benchmarks/bench_audit.py on three of the six real lists (production-ML, Awesome-recsys,
@@ -96,8 +96,9 @@ def audit(vectors: np.ndarray, labels, section_paths: Sequence[tuple[str, ...]],
 
 def _homes(view: SectionView, every: list[tuple], fmt: dict) -> list[tuple]:
     """Topic headings that could take items: leaves, and headings that already hold items themselves."""
+    containers = with_subheadings(every)
     return [p for p in every if p and p not in fmt and not format_reason(p[-1])
-            and (view.size(p) or not has_subheadings(p, every))]
+            and (view.size(p) or p not in containers)]
 
 
 def _table(view: SectionView, labels: np.ndarray, k: int) -> list[SectionRow]:
@@ -232,43 +233,45 @@ def _thin_sections(view: SectionView, every: list[tuple], fmt: dict) -> list[Thi
 
     A heading with sub-headings is a container: its emptiness shows in its leaves.
     """
+    containers = with_subheadings(every)
+    leaves = [(p, view.size(p)) for p in every
+              if p and p not in fmt and not format_reason(p[-1]) and p not in containers]
+    leaves = [(p, n) for p, n in leaves if n <= THIN_MAX]
+    # One product for the centroids of every thin section: their items' pull on all the others.
+    held = {p: j for j, p in enumerate(p for p, n in leaves if n)}
+    pulls = view.x @ view.centroids(list(held)).T if held else np.zeros((len(view.x), 0))
     found = []
-    for path in every:
-        if not path or path in fmt or format_reason(path[-1]) or has_subheadings(path, every):
-            continue
-        direct = view.size(path)
-        if direct == 0:
-            kind = "empty"
-        elif direct <= THIN_MAX:
-            kind = "thin"
-        else:
-            continue
-        outside = np.asarray([i for i, p in enumerate(view.paths) if p[:len(path)] != path], dtype=np.int64)
-        by_centroid = _centroid_suggestions(view, path, outside) if direct else []
-        found.append(ThinSection(path, kind, direct, _heading_suggestions(view, path, outside), by_centroid))
+    for path, direct in leaves:
+        outside = np.ones(len(view.paths), dtype=bool)
+        outside[view.members.get(path, [])] = False  # a leaf: the items under it are its own
+        outside = np.flatnonzero(outside)
+        by_centroid = _centroid_suggestions(view, pulls[:, held[path]], outside) if direct else []
+        found.append(ThinSection(path, "empty" if direct == 0 else "thin", direct,
+                                 _heading_suggestions(view, path, outside), by_centroid))
     return found
 
 
 def _heading_suggestions(view: SectionView, path: tuple, outside: np.ndarray) -> list[ItemRef]:
     """Items elsewhere that fit the section's heading (SectionView.fit_scores), best first."""
-    scored = view.fit_scores(path, FIT_MIN)
+    scored = view.fit_scores(path)
     if scored is None or not len(outside):
         return []
     scores, matched = scored
-    ranked = outside[np.argsort(-scores[outside], kind="stable")]
-    return [ItemRef(int(i), view.titles[i], view.paths[i], float(scores[i]), matched[i])
-            for i in ranked[:SUGGEST_TOP] if scores[i] >= FIT_MIN]
+    passing = outside[scores[outside] >= FIT_MIN]
+    ranked = passing[np.argsort(-scores[passing], kind="stable")][:SUGGEST_TOP]
+    return [ItemRef(int(i), view.titles[i], view.paths[i], float(scores[i]), matched[i]) for i in ranked]
 
 
-def _centroid_suggestions(view: SectionView, path: tuple, outside: np.ndarray) -> list[ItemRef]:
-    """Items elsewhere that sit closer to this section's items than to their own section."""
+def _centroid_suggestions(view: SectionView, pull: np.ndarray, outside: np.ndarray) -> list[ItemRef]:
+    """Items elsewhere that sit closer to this section's items (``pull``: every item's cosine to
+    their centroid) than to their own section."""
     if not len(outside):
         return []
-    sims = view.x[outside] @ view.centroid[path]
+    sims = pull[outside]
     own = view.loo[outside]
-    keep = (sims >= CENTROID_MIN) & (np.isnan(own) | (sims > own))
-    ranked = sorted(((s, i) for s, i, ok in zip(sims, outside, keep) if ok), key=lambda t: -t[0])
-    return [view.ref(i, s) for s, i in ranked[:SUGGEST_TOP]]
+    keep = np.flatnonzero((sims >= CENTROID_MIN) & (np.isnan(own) | (sims > own)))
+    ranked = keep[np.argsort(-sims[keep], kind="stable")][:SUGGEST_TOP]
+    return [view.ref(outside[j], sims[j]) for j in ranked]
 
 
 def _format_section(view: SectionView, s: tuple, reason: str, entropy: float, labels: np.ndarray,

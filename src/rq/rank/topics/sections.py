@@ -15,7 +15,7 @@ import numpy as np
 
 from rq.rank.cosine import unit
 from rq.rank.topics.findings import ItemRef
-from rq.rank.topics.headings import heading_text, lexical_match, word_weights
+from rq.rank.topics.headings import WordIndex, heading_text
 
 # The fit of an item to a heading (SectionView.fit_scores): the centred cosine plus up to
 # LEXICAL_WEIGHT for the heading's words found in the item's title and note, weighted by rarity,
@@ -40,7 +40,7 @@ class SectionView:
         self.heading_vectors = heading_vectors
         self._semantic: dict[tuple, np.ndarray] | None = None
         self._fits: dict[tuple, tuple[np.ndarray, list[str]] | None] = {}
-        self._weight = None
+        self._words: WordIndex | None = None
         groups: dict[tuple, list[int]] = {}
         for i, path in enumerate(paths):
             groups.setdefault(path, []).append(i)
@@ -64,7 +64,7 @@ class SectionView:
     def ref(self, i: int, similarity: float) -> ItemRef:
         return ItemRef(int(i), self.titles[i], self.paths[i], float(similarity))
 
-    def fit_scores(self, path: tuple, floor: float) -> tuple[np.ndarray, list[str]] | None:
+    def fit_scores(self, path: tuple) -> tuple[np.ndarray, list[str]] | None:
         """Per item, how well it fits the heading of ``path`` (one of ``homes``) and the heading
         words found in its title and note; None without a heading vector.
 
@@ -77,21 +77,20 @@ class SectionView:
         Lexical: the rarity-weighted share of the heading's words found in the item's text
         (headings.lexical_match), counted only past WORDS_MOST and up to LEXICAL_WEIGHT at all of
         them: "learning", the common half of "Reinforcement Learning", adds nothing; "recsys",
-        all of "Recommender Systems", adds LEXICAL_WEIGHT. Words are only looked for where the
-        score could still reach ``floor``.
+        all of "Recommender Systems", adds LEXICAL_WEIGHT.
         """
         if path not in self._fits:
             semantic = self._semantic_fits().get(path)
             if semantic is None:
                 self._fits[path] = None
             else:
-                if self._weight is None:
-                    self._weight = word_weights(self.texts)
+                if self._words is None:
+                    self._words = WordIndex(self.texts)
                 scores = semantic.copy()
                 matched = [""] * len(scores)
-                for i in np.flatnonzero(semantic >= floor - LEXICAL_WEIGHT):
-                    coverage, matched[i] = lexical_match(heading_text(path), self.texts[i], self._weight)
+                for i, (coverage, evidence) in self._words.matches(heading_text(path), WORDS_MOST).items():
                     scores[i] += LEXICAL_WEIGHT * max(0.0, (coverage - WORDS_MOST) / (1.0 - WORDS_MOST))
+                    matched[i] = evidence
                 self._fits[path] = (scores, matched)
         return self._fits[path]
 
@@ -119,6 +118,6 @@ def _leave_one_out(x: np.ndarray, members: dict[tuple, np.ndarray], sums: dict[t
     return loo
 
 
-def has_subheadings(path: tuple, every: list[tuple]) -> bool:
-    """Whether any heading in ``every`` sits below ``path``."""
-    return any(len(q) > len(path) and q[:len(path)] == path for q in every)
+def with_subheadings(every: list[tuple]) -> set[tuple]:
+    """The headings in ``every`` that have another heading of ``every`` below them."""
+    return {q[:depth] for q in every for depth in range(1, len(q))}
