@@ -44,11 +44,13 @@ def build(data: Path, out: Path, n: int) -> dict:
     """n items from the pooled lists, repeated with variation (see the module doc)."""
     lists = rl.load_lists(data / "lists")
     rl.embed_lists(rl.make_embedder(), lists, out)
+    from rq.queue.urls import normalize_url
+
     seen, items = set(), []
     for ds in lists:
         for i, url in enumerate(ds["urls"]):
-            if url not in seen:
-                seen.add(url)
+            if normalize_url(url) not in seen:  # each resource once, as rq counts them
+                seen.add(normalize_url(url))
                 items.append((ds, i))
     rng = np.random.default_rng(1)
     base = np.stack([ds["vectors"][i] for ds, i in items]).astype(np.float32)
@@ -138,11 +140,19 @@ def write_queue(items: list[dict], every: list[tuple], path: Path) -> None:
                 lines.append(f"\n{'#' * min(6, depth + 1)} {p[depth]}\n")
         open_path = p
         for it in members:
-            url = it["url"] + (("&" if "?" in it["url"] else "?") + f"rq_copy={it['copy']}" if it["copy"] else "")
+            url = _copy_url(it["url"], it["copy"])
             note = f" - {' '.join(it['note'].split())}" if it["note"] else ""
             title = it["title"].replace("[", "(").replace("]", ")")
             lines.append(f"- [ ] [{title}]({url}){note}")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _copy_url(url: str, copy: int) -> str:
+    """The URL of copy ``copy`` of an item: a query parameter before any fragment."""
+    if not copy:
+        return url
+    base, hash_, fragment = url.partition("#")
+    return f"{base}{'&' if '?' in base else '?'}rq_copy={copy}{hash_}{fragment}"
 
 
 def cli(args) -> dict:

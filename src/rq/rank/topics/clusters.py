@@ -148,13 +148,16 @@ def _auto(x: np.ndarray, method: str, seed: int, sections: int) -> Clustering:
         return Clustering(np.zeros(n, dtype=np.int64), 1, method, "k=1: the items do not split")
     proper, score, _, labels = max(scored, key=lambda s: s[:3])
     rule = "without one-item clusters" if proper else "(every split had a one-item cluster)"
-    span = f"k={ks.start}" if len(ks) == 1 else f"k={ks.start}..{ks.stop - 1}"
     floor = []
     if sections:
         floor.append(f"{SECTION_SHARE:.0%} of the {sections} sections of {MIN_SECTION_ITEMS}+ items")
     floor.append(f"one cluster per {MAX_MEAN_SIZE} items")
-    how = (f"k={cluster_count(labels)}: best silhouette (cosine, {score:.3f}) over {span} {rule}; "
-           f"k at least {' and '.join(floor)}, at most {K_MAX}")
+    bounds = f"k at least {' and '.join(floor)}, at most {min(K_MAX, n - 1)}"
+    if len(ks) == 1:
+        how = f"k={cluster_count(labels)}: the only k allowed ({bounds}); silhouette (cosine) {score:.3f}"
+    else:
+        how = (f"k={cluster_count(labels)}: best silhouette (cosine, {score:.3f}) over k={ks.start}..{ks.stop - 1} "
+               f"{rule}; {bounds}")
     return Clustering(labels, cluster_count(labels), method, how + _sampled(n, method))
 
 
