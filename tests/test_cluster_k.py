@@ -40,6 +40,12 @@ def test_silhouette_is_exact_without_a_distance_matrix():
                                                       abs=1e-9)
 
 
+def test_silhouette_of_duplicates_is_a_number():
+    x = np.repeat(np.eye(4)[:2], 3, axis=0)  # two groups of three identical vectors
+    assert rqc.silhouette(x, np.array([0, 0, 1, 1, 2, 2])) == pytest.approx(1 / 3)  # the split group scores 0
+    assert rqc.silhouette(np.ones((4, 3)) / np.sqrt(3), np.array([0, 0, 1, 1])) == 0.0
+
+
 def test_many_sections_keep_auto_k_off_two_big_groups():
     x, topics = nested_topics()
     without = rqc.cluster(x, "auto")

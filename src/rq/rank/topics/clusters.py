@@ -129,8 +129,9 @@ def silhouette(x: np.ndarray, labels: np.ndarray) -> float:
         between = 1.0 - sims / np.where(sizes > 0, sizes, np.nan)
     between[rows, labels] = np.inf
     between = np.where(np.isnan(between), np.inf, between).min(axis=1)
-    scores = (between - within) / np.maximum(within, between)
-    scores[own_size <= 1] = 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = (between - within) / np.maximum(within, between)
+    scores[(own_size <= 1) | ~np.isfinite(scores)] = 0.0  # as sklearn: alone, or 0/0 (duplicates)
     return float(np.mean(scores))
 
 
