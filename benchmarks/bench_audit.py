@@ -23,7 +23,7 @@ benchmark, which moves items between top-level sections as it did before.
    ../shared/data/html); a destination is right when it is the section the item came from,
    and any destination for a news article is wrong.
 
-Sweeps run on the tuning lists only. Each picks the strictest value whose F1 is within one
+Sweeps run on the tuning lists only. Each picks the most precise value whose F1 is within one
 bootstrap standard error of the best F1 (over sections, or over list x seed runs); for FIT_MIN
 only where LEXICAL_WEIGHT < FIT_MIN, so that a heading's words alone never make a suggestion.
 """
@@ -170,15 +170,15 @@ def fit_sweep(cases) -> str:
                 chosen = {i for i, (sem, cov) in scores.items() if sem + weight * cov >= floor}
                 rows.append([len(chosen & truth), len(chosen), len(truth)])
             counts[weight, floor] = np.array(rows)
-    # Only where the words alone cannot reach the threshold; stricter: higher FIT_MIN, then fewer words.
+    # Only where the words alone cannot reach the threshold.
     allowed = {k: v for k, v in counts.items() if k[0] < k[1]}
-    best, chosen, se = one_se(allowed, strict=lambda k: (k[1], -k[0]))
+    best, chosen, se = one_se(allowed)
     f1s = {k: f1_of(v.sum(axis=0)) for k, v in counts.items()}
     rows = [[weight, *(("**%.3f**" if (weight, floor) == chosen else "%.3f") % f1s[weight, floor] for floor in FITS)]
             for weight in LEXICAL]
     return (rl.md_table(["LEXICAL_WEIGHT \\ FIT_MIN", *FITS], rows)
             + f"\n\nBest F1 {f1s[best]:.3f} at LEXICAL_WEIGHT {best[0]}, FIT_MIN {best[1]} (bootstrap SE {se:.3f}); "
-            f"chosen (bold), the strictest within one SE: {chosen[0]}, {chosen[1]}; "
+            f"chosen (bold), the most precise within one SE: {chosen[0]}, {chosen[1]}; "
             f"shipped: {rqs.LEXICAL_WEIGHT}, {rqa.FIT_MIN}.")
 
 
@@ -198,24 +198,25 @@ def f1_of(total) -> float:
     return f1(tp / max(flags, 1), tp / max(wanted, 1))
 
 
-def one_se(counts: dict, strict, resamples: int = 500) -> tuple:
-    """The setting with the best F1, its bootstrap standard error over cases, and the strictest
-    setting whose F1 is within one standard error of the best (Breiman's one-SE rule: where the
-    curve is flat, fewer and surer suggestions cost nothing measurable)."""
+def one_se(counts: dict, resamples: int = 500) -> tuple:
+    """The setting with the best F1, its bootstrap standard error over cases, and the most
+    precise setting whose F1 is within one standard error of the best (after Breiman's one-SE
+    rule: where F1 is flat, surer suggestions cost nothing measurable)."""
     f1s = {k: f1_of(v.sum(axis=0)) for k, v in counts.items()}
     best = max(f1s, key=f1s.__getitem__)
     rng = np.random.default_rng(0)
     cases = counts[best]
     draws = [f1_of(cases[rng.integers(len(cases), size=len(cases))].sum(axis=0)) for _ in range(resamples)]
     se = float(np.std(draws))
-    chosen = max((k for k in f1s if f1s[k] >= f1s[best] - se), key=strict)
+    precision = {k: v.sum(axis=0)[0] / max(v.sum(axis=0)[1], 1) for k, v in counts.items()}
+    chosen = max((k for k in f1s if f1s[k] >= f1s[best] - se), key=lambda k: (precision[k], f1s[k]))
     return best, chosen, se
 
 
 def sweep_table(name: str, counts: dict, shipped: float) -> str:
     """Precision, recall and F1 per threshold from per-case [true, flagged, wanted] counts; the
-    one-SE choice in bold (a higher threshold is stricter)."""
-    best, chosen, se = one_se(counts, strict=lambda v: v)
+    one-SE choice in bold."""
+    best, chosen, se = one_se(counts)
     rows = []
     for v, cases in counts.items():
         tp, flags, wanted = cases.sum(axis=0)
@@ -223,7 +224,7 @@ def sweep_table(name: str, counts: dict, shipped: float) -> str:
         rows.append([f"{v}{' (shipped)' if v == shipped else ''}", f"{p:.3f}", f"{r:.3f}",
                      ("**%.3f**" if v == chosen else "%.3f") % f1(p, r)])
     return (rl.md_table([name, "precision (tuning lists)", "recall", "F1"], rows)
-            + f"\n\nBest F1 at {best} (bootstrap SE {se:.3f}); chosen (bold), the strictest within one SE: "
+            + f"\n\nBest F1 at {best} (bootstrap SE {se:.3f}); chosen (bold), the most precise within one SE: "
             f"{chosen}; shipped: {shipped}.")
 
 

@@ -32,9 +32,8 @@ from rq.rank.topics.sections import SectionView, with_subheadings
 
 # Audit thresholds. MISFILED_MARGIN, FIT_MIN, CENTROID_MIN and DESTINATION_MIN were chosen with
 # benchmarks/bench_audit.py on three of the six real lists (production-ML, Awesome-recsys,
-# awesome-search) and are reported on the other three: each is the strictest value whose F1 is
-# within one bootstrap standard error of the best (where F1 is flat, fewer and surer
-# suggestions). See rq.rank.topics.sections for what a section is. Cosines are of unit vectors
+# awesome-search) and are reported on the other three: each is the most precise value whose F1
+# is within one bootstrap standard error of the best (where F1 is flat, surer suggestions). See rq.rank.topics.sections for what a section is. Cosines are of unit vectors
 # (all-MiniLM-L6-v2 scale); FIT_MIN is on the scale of SectionView.fit_scores (a centred cosine
 # plus a word bonus).
 MISFILED_MARGIN = 0.16  # own-section fit must lose to another section by this much
@@ -45,7 +44,7 @@ MIN_TARGET_ITEMS = 2  # a section needs this many items to have a centroid worth
 THIN_MAX = 2  # a section with at most this many items is "thin"
 FIT_MIN = 0.20  # heading fit (SectionView.fit_scores) for an empty/thin section suggestion
 CENTROID_MIN = 0.40  # item-to-centroid similarity for a thin-section suggestion
-DESTINATION_MIN = 0.50  # a format-section item goes to no section's items closer than this
+DESTINATION_MIN = 0.45  # a format-section item goes to no section's items closer than this
 FORMAT_ENTROPY = 0.9  # normalised topic entropy above which a section mixes topics
 FORMAT_ENTROPY_MIN_ITEMS = 10  # small sections spread over clusters by chance
 SUGGEST_TOP = 5
