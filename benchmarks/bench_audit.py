@@ -31,7 +31,6 @@ only where LEXICAL_WEIGHT < FIT_MIN, so that a heading's words alone never make 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import inspect
 import sys
 import time
@@ -64,19 +63,7 @@ BLOG = ("Blog Posts",)
 HAS_TEXTS = "texts" in inspect.signature(rqa.audit).parameters  # False on rq before issue 14
 
 
-@contextlib.contextmanager
-def patched(module, **values):
-    old = {k: getattr(module, k) for k in values if hasattr(module, k)}
-    for k, v in values.items():
-        setattr(module, k, v)
-    try:
-        yield
-    finally:
-        for k in values:
-            if k in old:
-                setattr(module, k, old[k])
-            else:
-                delattr(module, k)
+patched = rl.patched
 
 
 def run_audit(ds: dict, paths: list[tuple], headings: list[tuple] | None = None):

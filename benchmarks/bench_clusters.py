@@ -111,28 +111,12 @@ def auto_rows(cases: list[dict]) -> list[list]:
         if NEW_API:
             for share in SHARES:
                 floor = {"SECTION_SHARE": share} if share else {"SECTION_SHARE": 0.0, "MAX_MEAN_SIZE": 10**9}
-                with patched(rqc, **floor):
+                with rl.patched(rqc, **floor):
                     other = auto(ds["vectors"], ds["leaf"])
                 sweep.append(f"{other.k}: {scores(truth, other.labels)[0]:.3f}")
         rows.append([ds["short"], len(truth), k, rqc.topic_sections(ds["leaf"]) if NEW_API else "",
                      f"{same:.3f}", found.k, f"**{nmi:.3f}**", f"{ari:.3f}", f"{seconds:.2f}", *sweep])
     return rows
-
-
-def patched(module, **values):
-    import contextlib
-
-    @contextlib.contextmanager
-    def manager():
-        old = {k: getattr(module, k) for k in values}
-        for k, v in values.items():
-            setattr(module, k, v)
-        try:
-            yield
-        finally:
-            for k, v in old.items():
-                setattr(module, k, v)
-    return manager()
 
 
 def auto_table(lists: list[dict]) -> tuple[str, str]:
@@ -195,9 +179,18 @@ def small_queue_table(lists: list[dict]) -> str:
 
 
 def _stems(text: str) -> set[str]:
-    from rq.rank.topics.headings import _content_words, _stem
+    """Word stems of ``text`` for the names measure: the benchmark's own, so that it stays the same
+    measure whatever rq's code does (rq.words' tokenizer and stopwords, a few English suffixes)."""
+    from rq.words import content_words
 
-    return {_stem(w) for w in _content_words(text)}
+    out = set()
+    for word in content_words(text):
+        for suffix in ("ations", "ation", "ings", "ing", "ers", "er", "ies", "es", "s", "ed"):
+            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+                word = word[: -len(suffix)]
+                break
+        out.add(word)
+    return out
 
 
 def names_table(lists: list[dict]) -> str:

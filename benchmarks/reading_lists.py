@@ -10,6 +10,7 @@ cached under --out.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections import Counter
@@ -102,6 +103,22 @@ def md_table(header: list[str], rows: list[list]) -> str:
     for row in rows:
         lines.append("| " + " | ".join(str(c) for c in row) + " |")
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def patched(module, **values):
+    """Set module constants for a while (threshold sweeps); names the module lacks are removed after."""
+    old = {k: getattr(module, k) for k in values if hasattr(module, k)}
+    for k, v in values.items():
+        setattr(module, k, v)
+    try:
+        yield
+    finally:
+        for k in values:
+            if k in old:
+                setattr(module, k, old[k])
+            else:
+                delattr(module, k)
 
 
 def limit_threads() -> None:

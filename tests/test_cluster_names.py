@@ -48,7 +48,7 @@ def test_phrases_end_at_punctuation_and_stopwords():
     assert "pytorch" in terms and "large language model" not in terms  # no folding without a vocabulary
     assert "large language models" in terms and "using pytorch" not in terms and "using" not in terms
     assert "large" not in terms  # never a name alone, fine inside a phrase
-    assert phrases.naming_words("The 3 best GPUs of 2024, see https://x.io/a") == ["best", "gpus", "see"]
+    assert phrases.runs("The 3 best GPUs of 2024, see https://x.io/a") == [["best", "GPUs"], ["see"]]
 
 
 def test_no_two_names_share_most_of_their_words():

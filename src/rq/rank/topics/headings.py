@@ -8,7 +8,7 @@ from functools import lru_cache
 from itertools import product
 from typing import Callable, Sequence
 
-from rq.rank.topics.phrases import NAMING_STOPWORDS, TOPICLESS
+from rq.rank.topics.phrases import NAMING_STOPWORDS, TOPICLESS, stem
 from rq.words import WORD, content_words, words
 
 
@@ -58,12 +58,12 @@ def word_weights(texts: Sequence[str]) -> Callable[[str], float]:
     """How much a heading word found in an item says, by how rare its stem is among ``texts``:
     log((n + 1) / (texts holding it + 1)). A word in every title says nothing; a word in one
     title of 500 weighs ~5.5; a word in half of them ~0.7 ("learning" in an ML list)."""
-    held = Counter(w for text in texts for w in {_stem(t) for t in _content_words(text)})
+    held = Counter(w for text in texts for w in {stem(t) for t in _content_words(text)})
     return _rarity(held, len(texts))
 
 
 def _rarity(held: Counter, n: int) -> Callable[[str], float]:
-    return lambda stem: math.log((n + 1) / (held.get(stem, 0) + 1))
+    return lambda word_stem: math.log((n + 1) / (held.get(word_stem, 0) + 1))
 
 
 def lexical_match(heading: str, title: str, weight: Callable[[str], float] | None = None) -> tuple[float, str]:
@@ -81,9 +81,9 @@ def lexical_match(heading: str, title: str, weight: Callable[[str], float] | Non
     text = _content_words(title)
     if not head or not text:
         return 0.0, ""
-    weights = [weight(_stem(w)) if weight else 1.0 for w in head]
+    weights = [weight(stem(w)) if weight else 1.0 for w in head]
     shortened = _shortened(heading)
-    return _cover(head, text, {_stem(w) for w in text}, weights,
+    return _cover(head, text, {stem(w) for w in text}, weights,
                   lambda token: abbreviates(token, text) if token in shortened else None)
 
 
@@ -94,7 +94,7 @@ class WordIndex:
 
     def __init__(self, texts: Sequence[str]):
         self.words = [_content_words(t) for t in texts]
-        self.stems = [{_stem(w) for w in ws} for ws in self.words]
+        self.stems = [{stem(w) for w in ws} for ws in self.words]
         self._by_stem: dict[str, set[int]] = defaultdict(set)
         self._by_word: dict[str, set[int]] = defaultdict(set)
         # Two consecutive words, as (the first's first 1-4 letters or all of it, the next one's first
@@ -102,14 +102,14 @@ class WordIndex:
         self._by_start: dict[tuple[str, str], set[int]] = defaultdict(set)
         self._spelled: dict[str, set[int]] = {}
         for i, ws in enumerate(self.words):
-            for stem in self.stems[i]:
-                self._by_stem[stem].add(i)
+            for s in self.stems[i]:
+                self._by_stem[s].add(i)
             for w in ws:
                 self._by_word[w].add(i)
             for a, b in zip(ws, ws[1:]):
                 for part in _prefixes(a):
                     self._by_start[part, b[0]].add(i)
-        self.weight = _rarity(Counter({stem: len(ix) for stem, ix in self._by_stem.items()}), len(texts))
+        self.weight = _rarity(Counter({s: len(ix) for s, ix in self._by_stem.items()}), len(texts))
 
     def _spelling(self, token: str) -> set[int]:
         """The items with words the token spells (abbreviates(token, words))."""
@@ -125,13 +125,13 @@ class WordIndex:
         head = _content_words(heading)
         if not head:
             return {}
-        weights = [self.weight(_stem(w)) for w in head]
+        weights = [self.weight(stem(w)) for w in head]
         total = sum(weights)
         if total <= 0:
             return {}
         by_stems: Counter = Counter()  # item -> weight of the heading words its stems cover
         for w, weight in zip(head, weights):
-            for i in self._by_stem.get(_stem(w), ()):
+            for i in self._by_stem.get(stem(w), ()):
                 by_stems[i] += weight
         spelled = {token: self._spelling(token) for token in _shortened(heading) & set(head)}
         maybe = set().union(*spelled.values())
@@ -165,7 +165,7 @@ def _cover(head: list[str], text: list[str], stems: set[str], weights: list[floa
     covered: set[int] = set()
     evidence = []
     for j, w in enumerate(head):
-        if _stem(w) in stems:
+        if stem(w) in stems:
             covered.add(j)
             evidence.append(w)
     spelling = abbreviations(tuple(head))
@@ -186,13 +186,6 @@ def _cover(head: list[str], text: list[str], stems: set[str], weights: list[floa
 
 def _content_words(text: str) -> list[str]:
     return [w for w in content_words(text) if w not in TOPICLESS]
-
-
-def _stem(word: str) -> str:
-    for suffix in ("ing", "ers", "es", "er", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)]
-    return word
 
 
 def abbreviates(token: str, phrase: list[str]) -> tuple[int, int] | None:

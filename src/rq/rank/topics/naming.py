@@ -18,9 +18,7 @@ import numpy as np
 
 from rq.rank.topics.clusters import cluster_count
 from rq.rank.topics.headings import abbreviates
-from rq.rank.topics.phrases import NAMING_STOPWORDS, TOPICLESS, naming_words, stem, terms_of, vocabulary
-
-__all__ = ["NAMING_STOPWORDS", "TOPICLESS", "name_clusters", "naming_words", "shares_most"]
+from rq.rank.topics.phrases import stem, terms_of, vocabulary
 
 NAME_TERMS = 3
 PAGE_WEIGHT = 0.5  # a term found only in the page, not in the title or note

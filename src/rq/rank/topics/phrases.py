@@ -141,13 +141,8 @@ def vocabulary(texts: list[str]) -> Vocabulary:
 
 
 def stem(word: str) -> str:
-    """A crude stem, for telling whether two names say the same thing."""
+    """A crude stem: whether two names say the same thing, whether a heading's word is in a title."""
     for suffix in ("ations", "ation", "ings", "ing", "ers", "er", "ies", "es", "s", "ed"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)]
     return word
-
-
-def naming_words(text: str) -> list[str]:
-    """The content words of ``text``, lower case, in order."""
-    return [w.lower() for run in runs(text) for w in run]
