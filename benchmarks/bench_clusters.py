@@ -1,27 +1,27 @@
 #!/usr/bin/env python
-"""Topic clusters and the section audit of rq, measured on six real reading lists.
+"""Topic clusters and their names in rq, measured on six real reading lists.
 
     python benchmarks/bench_clusters.py [--data ../shared/data] [--out benchmarks/out]
 
-The lists' own sections are the labels, so items are embedded as "title\\nnote"
-with no section names. The label of an item is its TOP-LEVEL section: the first
-heading level under the document title that holds items (a lone wrapper heading
-holding nearly every item, such as "Main Content", is descended into).
+The lists' own sections are the labels, so items are embedded as "title\\nnote" with no
+section names (benchmarks/reading_lists.py; rq's own encoder, ONNX int8). The label of an
+item is its TOP-LEVEL section.
 
-1. Clusters vs top-level sections (NMI, adjusted Rand) at k = number of sections,
-   for rq's methods and a tf-idf + k-means baseline in the same run; then rq's
-   automatic k, and HDBSCAN (which chooses its own number of clusters).
-2. Small queues: 25 items drawn from 5 sections, the size of a personal queue.
-3. Misfiled items: 10% of the items are moved to a random other section
-   (seeded, several repeats); precision and recall of the items the audit flags.
+1. Clusters vs top-level sections (NMI, adjusted Rand) at k = number of sections, for rq's
+   methods and a tf-idf + k-means baseline in the same run.
+2. rq's automatic k beside the same-k figure, on every list, on the six lists pooled, and on
+   250-item samples of each; with the floor of auto k at other settings (SECTION_SHARE).
+3. HDBSCAN (chooses its own k); small queues of 25 items drawn from 5 sections.
+4. Cluster names at the automatic k: how often a name holds a word of the heading most of
+   the cluster's items sit under, how many terms are phrases, and names sharing words.
 
-Embeddings are cached under --out keyed by model id and a hash of the texts.
+The section audit is measured in bench_audit.py; clusters at 10,000 items in bench_clusters_scale.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import inspect
 import sys
 import time
 from collections import Counter
@@ -29,78 +29,30 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from rq.rank.topics import audit as rqa  # noqa: E402
-from rq.rank.topics import clusters as rqc  # noqa: E402
-from rq.rank.topics import headings as rqh  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import reading_lists as rl  # noqa: E402
 
-from rq.index.encoders.torch_encoder import Embedder  # noqa: E402
-from rq.queue.parse import read_queue  # noqa: E402
+from rq.rank.topics import clusters as rqc  # noqa: E402
+from rq.rank.topics import naming as rqn  # noqa: E402
 
 SEEDS = (0, 1, 2, 3, 4)
-WRAPPER_SHARE = 0.9  # a heading holding this share of all items is a wrapper, not a topic
-MOVE_SHARE = 0.10
 SMALL_SECTIONS, SMALL_PER_SECTION, SMALL_SAMPLES = 5, 5, 10
-MARGINS = (0.0, 0.04, 0.08, 0.12, 0.16, 0.20)
-
-
-# --------------------------------------------------------------------------- data
-
-
-def top_level_labels(paths: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
-    """Each item's top-level section path, descending through wrapper headings."""
-    prefix: tuple[str, ...] = ()
-    while True:
-        below = Counter(p[len(prefix)] for p in paths if p[:len(prefix)] == prefix and len(p) > len(prefix))
-        if not below:
-            break
-        head, count = below.most_common(1)[0]
-        if count < WRAPPER_SHARE * len(paths):
-            break
-        prefix += (head,)
-    depth = len(prefix)
-    return [p[:depth + 1] if p[:depth] == prefix and len(p) > depth else (p[:depth] or ("(none)",))
-            for p in paths]
-
-
-def load_lists(folder: Path) -> list[dict]:
-    lists = []
-    for path in sorted(folder.glob("*__*.md")):
-        queue = read_queue(path)
-        resources = queue.resources
-        labels = top_level_labels([r.section_path for r in resources])
-        lists.append({
-            "name": path.stem.split("__", 1)[1],
-            "titles": [r.title for r in resources],
-            "texts": [f"{r.title}\n{r.note}".strip() for r in resources],
-            "labels": labels,
-            "sections": sorted(set(labels), key=labels.index),
-        })
-    return lists
-
-
-def embed_cached(embedder: Embedder, texts: list[str], out: Path, label: str) -> np.ndarray:
-    return common.embed_cached(embedder, texts, out, label, prefix="emb")
-
-
-# --------------------------------------------------------------------------- clustering
-
-
-def as_ints(labels: list) -> np.ndarray:
-    return np.unique([repr(x) for x in labels], return_inverse=True)[1]
+SAMPLE_ITEMS, SAMPLES = 250, 2
+SHARES = (0.0, 0.5, 0.75, 1.0)  # the floor of auto k: share of sections; 0.0 = no floor (rq before issue 14)
+NEW_API = "sections" in inspect.signature(rqc.cluster).parameters  # False on rq before issue 14
 
 
 def scores(truth: np.ndarray, found: np.ndarray) -> tuple[float, float]:
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
     return float(normalized_mutual_info_score(truth, found)), float(adjusted_rand_score(truth, found))
+
+
+def auto(vectors: np.ndarray, leaf: list) -> rqc.Clustering:
+    """rq's automatic k as `rq clusters` runs it: the floor from the queue's own sections."""
+    if NEW_API:
+        return rqc.cluster(vectors, "auto", sections=rqc.topic_sections(leaf))
+    return rqc.cluster(vectors, "auto")
 
 
 def tfidf_kmeans(texts: list[str], k: int, seed: int) -> np.ndarray:
@@ -111,10 +63,10 @@ def tfidf_kmeans(texts: list[str], k: int, seed: int) -> np.ndarray:
     return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(matrix)
 
 
-def clustering_tables(lists: list[dict]) -> tuple[str, str, str, int]:
-    rows, auto_rows, hdb_rows, wins = [], [], [], 0
+def same_k_table(lists: list[dict]) -> tuple[str, int]:
+    rows, wins = [], 0
     for ds in lists:
-        truth = as_ints(ds["labels"])
+        truth = rl.as_ints(ds["labels"])
         k = len(ds["sections"])
         vectors = ds["vectors"]
         base = np.array([scores(truth, tfidf_kmeans(ds["texts"], k, s)) for s in SEEDS])
@@ -122,22 +74,74 @@ def clustering_tables(lists: list[dict]) -> tuple[str, str, str, int]:
         average = scores(truth, rqc.cluster(vectors, k, "average").labels)
         kmeans = np.array([scores(truth, rqc.cluster(vectors, k, "kmeans", seed=s).labels) for s in SEEDS[:3]])
         wins += ward[0] > base[:, 0].mean()
-        rows.append([ds["name"], len(truth), k, f"{base[:, 0].mean():.3f} ± {base[:, 0].std():.3f}",
+        ds["same_k_nmi"] = ward[0]
+        rows.append([ds["short"], len(truth), k, f"{base[:, 0].mean():.3f} ± {base[:, 0].std():.3f}",
                      f"**{ward[0]:.3f}**", f"{average[0]:.3f}", f"{kmeans[:, 0].mean():.3f}",
                      f"{base[:, 1].mean():.3f}", f"{ward[1]:.3f}", f"{ward[0] - base[:, 0].mean():+.3f}"])
+    return rl.md_table(["list", "items", "k", "tf-idf+k-means NMI (5 seeds)", "rq ward NMI", "rq average-cos NMI",
+                        "rq k-means NMI (3 seeds)", "baseline ARI", "rq ward ARI", "ward - baseline NMI"], rows), wins
+
+
+def pooled(lists: list[dict]) -> dict:
+    """The six lists as one queue: each URL once (its first list), sections prefixed by the list."""
+    seen, keep = set(), []
+    for ds in lists:
+        for i, url in enumerate(ds["urls"]):
+            if url not in seen:
+                seen.add(url)
+                keep.append((ds, i))
+    return {"short": "six lists pooled", "vectors": np.vstack([ds["vectors"][i] for ds, i in keep]),
+            "labels": [(ds["name"], *ds["labels"][i]) for ds, i in keep],
+            "leaf": [(ds["name"], *ds["leaf"][i]) for ds, i in keep]}
+
+
+def auto_rows(cases: list[dict]) -> list[list]:
+    rows = []
+    for ds in cases:
+        truth = rl.as_ints(ds["labels"])
+        k = len(set(ds["labels"]))
+        same = ds.get("same_k_nmi")
+        if same is None:
+            same = scores(truth, rqc.cluster(ds["vectors"], k, "ward").labels)[0]
         start = time.perf_counter()
-        auto = rqc.cluster(vectors, "auto")
+        found = auto(ds["vectors"], ds["leaf"])
         seconds = time.perf_counter() - start
-        nmi, ari = scores(truth, auto.labels)
-        auto_rows.append([ds["name"], k, auto.k, f"{nmi:.3f}", f"{ari:.3f}", f"{seconds:.2f}", auto.how])
-        hdb = rqc.cluster(vectors, "auto", "hdbscan")
+        nmi, ari = scores(truth, found.labels)
+        sweep = []
+        if NEW_API:
+            for share in SHARES:
+                floor = {"SECTION_SHARE": share} if share else {"SECTION_SHARE": 0.0, "MAX_MEAN_SIZE": 10**9}
+                with rl.patched(rqc, **floor):
+                    other = auto(ds["vectors"], ds["leaf"])
+                sweep.append(f"{other.k}: {scores(truth, other.labels)[0]:.3f}")
+        rows.append([ds["short"], len(truth), k, rqc.topic_sections(ds["leaf"]) if NEW_API else "",
+                     f"{same:.3f}", found.k, f"**{nmi:.3f}**", f"{ari:.3f}", f"{seconds:.2f}", *sweep])
+    return rows
+
+
+def auto_table(lists: list[dict]) -> tuple[str, str]:
+    header = ["list", "items", "top-level sections (same k)", "sections of 3+ items", "same-k NMI", "auto k",
+              "auto NMI", "auto ARI", "seconds"] + ([f"k: NMI, floor {s:.0%}" if s else "k: NMI, no floor"
+                                                    for s in SHARES] if NEW_API else [])
+    main = rl.md_table(header, auto_rows(lists + [pooled(lists)]))
+    rng = np.random.default_rng(0)
+    samples = []
+    for ds in lists:
+        for rep in range(SAMPLES):
+            ix = np.sort(rng.choice(len(ds["vectors"]), SAMPLE_ITEMS, replace=False))
+            samples.append({"short": f"{ds['short']} sample {rep + 1}", "vectors": ds["vectors"][ix],
+                            "labels": [ds["labels"][i] for i in ix], "leaf": [ds["leaf"][i] for i in ix]})
+    return main, rl.md_table(header, auto_rows(samples))
+
+
+def hdbscan_table(lists: list[dict]) -> str:
+    rows = []
+    for ds in lists:
+        truth = rl.as_ints(ds["labels"])
+        hdb = rqc.cluster(ds["vectors"], "auto", "hdbscan")
         nmi, ari = scores(truth, hdb.labels)
-        hdb_rows.append([ds["name"], hdb.k, f"{np.mean(hdb.labels < 0):.0%}", f"{nmi:.3f}", f"{ari:.3f}"])
-    main = md_table(["list", "items", "k", "tf-idf+k-means NMI (5 seeds)", "rq ward NMI", "rq average-cos NMI",
-                     "rq k-means NMI (3 seeds)", "baseline ARI", "rq ward ARI", "ward - baseline NMI"], rows)
-    auto = md_table(["list", "sections", "auto k", "NMI", "ARI", "seconds", "how"], auto_rows)
-    hdb = md_table(["list", "HDBSCAN clusters", "unclustered", "NMI (outliers as one label)", "ARI"], hdb_rows)
-    return main, auto, hdb, wins
+        rows.append([ds["short"], hdb.k, f"{np.mean(hdb.labels < 0):.0%}", f"{nmi:.3f}", f"{ari:.3f}"])
+    return rl.md_table(["list", "HDBSCAN clusters", "unclustered", "NMI (outliers as one label)", "ARI"], rows)
 
 
 def small_queue_table(lists: list[dict]) -> str:
@@ -155,120 +159,101 @@ def small_queue_table(lists: list[dict]) -> str:
             chosen = rng.choice(big, size=SMALL_SECTIONS, replace=False)
             ix = np.concatenate([rng.choice(np.flatnonzero(labels == s), SMALL_PER_SECTION, replace=False)
                                  for s in chosen])
-            x, truth = ds["vectors"][ix], as_ints(list(labels[ix]))
+            x, truth = ds["vectors"][ix], rl.as_ints(list(labels[ix]))
             ward = scores(truth, rqc.cluster(x, SMALL_SECTIONS, "ward").labels)
             kmeans = scores(truth, rqc.cluster(x, SMALL_SECTIONS, "kmeans").labels)
             base = scores(truth, tfidf_kmeans([ds["texts"][i] for i in ix], SMALL_SECTIONS, 0))
-            auto = rqc.cluster(x, "auto")
+            found = auto(x, list(labels[ix]))
             hdb = rqc.cluster(x, "auto", "hdbscan")
-            results.append([base[1], ward[1], kmeans[1], auto.k, scores(truth, auto.labels)[1],
+            results.append([base[1], ward[1], kmeans[1], found.k, scores(truth, found.labels)[1],
                             float(np.mean(hdb.labels < 0)), hdb.k])
         mean = np.mean(results, axis=0)
         totals.append(mean)
-        rows.append([ds["name"], *(f"{v:.3f}" for v in mean[:3]), f"{mean[3]:.1f}", f"{mean[4]:.3f}",
+        rows.append([ds["short"], *(f"{v:.3f}" for v in mean[:3]), f"{mean[3]:.1f}", f"{mean[4]:.3f}",
                      f"{mean[5]:.0%}", f"{mean[6]:.1f}"])
     mean = np.mean(totals, axis=0)
     rows.append(["**mean**", *(f"{v:.3f}" for v in mean[:3]), f"{mean[3]:.1f}", f"{mean[4]:.3f}",
                  f"{mean[5]:.0%}", f"{mean[6]:.1f}"])
-    return md_table(["list", "tf-idf+k-means ARI", "rq ward ARI", "rq k-means ARI", "auto k (true 5)",
-                     "auto ARI", "HDBSCAN unclustered", "HDBSCAN clusters"], rows)
+    return rl.md_table(["list", "tf-idf+k-means ARI", "rq ward ARI", "rq k-means ARI", "auto k (true 5)",
+                        "auto ARI", "HDBSCAN unclustered", "HDBSCAN clusters"], rows)
 
 
-# --------------------------------------------------------------------------- misfiled
+def _stems(text: str) -> set[str]:
+    """Word stems of ``text`` for the names measure: the benchmark's own, so that it stays the same
+    measure whatever rq's code does (rq.words' tokenizer and stopwords, a few English suffixes)."""
+    from rq.words import content_words
+
+    out = set()
+    for word in content_words(text):
+        for suffix in ("ations", "ation", "ings", "ing", "ers", "er", "ies", "es", "s", "ed"):
+            if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+                word = word[: -len(suffix)]
+                break
+        out.add(word)
+    return out
 
 
-def misfiled_tables(lists: list[dict], embedder: Embedder, out: Path) -> tuple[str, str]:
-    rows = []
-    sweep = {m: np.zeros(3) for m in MARGINS}  # true flags, all flags, moved
+def names_table(lists: list[dict]) -> str:
+    """Per list, at the automatic k: names that hold a word of the heading most of their items sit under."""
+    rows, total = [], np.zeros(6)
     for ds in lists:
-        sections = ds["sections"]
-        heading_vecs = embed_cached(embedder, [rqh.heading_text(s) for s in sections], out,
-                                    f"{ds['name']} headings")
-        headings = dict(zip(sections, heading_vecs))
-        labels = rqc.cluster(ds["vectors"], "auto").labels
-        n = len(ds["labels"])
-        start = time.perf_counter()
-        clean = rqa.audit(ds["vectors"], labels, ds["labels"], ds["titles"], sections, headings)
-        audit_seconds = time.perf_counter() - start
-        natural = {m.item for m in clean.misfiled}
-        # true flags, flags, moved, detectable moved, true flags among detectable, flags not raised before
-        per_list = np.zeros(6)
-        for seed in SEEDS:
-            rng = np.random.default_rng(seed)
-            moved = rng.choice(n, size=max(1, round(MOVE_SHARE * n)), replace=False)
-            paths = list(ds["labels"])
-            for i in moved:
-                others = [s for s in sections if s != paths[i]]
-                paths[i] = others[rng.integers(len(others))]
-            moved_set = set(int(i) for i in moved)
-            # One audit at the lowest margin; higher margins only keep fewer of its flags.
-            result = rqa.audit(ds["vectors"], labels, paths, ds["titles"], sections, headings,
-                               misfiled_margin=min(MARGINS))
-            for margin in MARGINS:
-                flagged = {m.item for m in result.misfiled if m.margin >= margin}
-                sweep[margin] += [len(flagged & moved_set), len(flagged), len(moved_set)]
-            flagged = {m.item for m in result.misfiled if m.margin >= rqa.MISFILED_MARGIN}
-            # A move into a format section, or into a section too small to judge, cannot be flagged.
-            topical = {r.section for r in result.table} - {f.section for f in result.formats}
-            sizes = Counter(paths)
-            detectable = {i for i in moved_set if paths[i] in topical and sizes[paths[i]] >= rqa.MIN_OWN_ITEMS}
-            per_list += [len(flagged & moved_set), len(flagged), len(moved_set), len(detectable),
-                         len(flagged & detectable), len(flagged - (natural - moved_set))]
-        tp, flags, moved_total, detectable, tp_detectable, new_flags = per_list
-        rows.append([ds["name"], n, len(sections), len(clean.formats), len(natural),
-                     f"{tp / max(flags, 1):.3f}", f"{tp / max(new_flags, 1):.3f}", f"{tp / moved_total:.3f}",
-                     f"{tp_detectable / max(detectable, 1):.3f}", f"{detectable / moved_total:.0%}",
-                     f"{audit_seconds:.2f}"])
-    main = md_table(["list", "items", "sections", "format sections", "flags before moving",
-                     f"precision (margin {rqa.MISFILED_MARGIN})", "precision, flags raised before moving excluded",
-                     "recall", "recall of detectable moves", "moves detectable", "audit seconds"], rows)
-    sweep_rows = [[m, f"{tp / max(f, 1):.3f}", f"{tp / moved:.3f}", f"{f / len(SEEDS):.0f}"]
-                  for m, (tp, f, moved) in sweep.items()]
-    return main, md_table(["margin", "precision (all lists)", "recall", "flags per run"], sweep_rows)
-
-
-# --------------------------------------------------------------------------- output
-
-
-def md_table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        lines.append("| " + " | ".join(str(c) for c in row) + " |")
-    return "\n".join(lines)
+        labels = auto(ds["vectors"], ds["leaf"]).labels
+        kwargs = {"vectors": ds["vectors"]} if "vectors" in inspect.signature(rqn.name_clusters).parameters else {}
+        names = rqn.name_clusters(ds["texts"], labels, **kwargs)
+        leaf_hits = top_hits = phrases = terms = 0
+        for c, name in enumerate(names):
+            members = np.flatnonzero(labels == c)
+            words = set().union(*(_stems(t) for t in name)) if name else set()
+            leaf = Counter(ds["leaf"][i] for i in members).most_common(1)[0][0]
+            top = Counter(ds["labels"][i] for i in members).most_common(1)[0][0]
+            leaf_hits += bool(words & _stems(leaf[-1]))
+            top_hits += bool(words & _stems(top[-1]))
+            phrases += sum(len(t.split()) > 1 for t in name)
+            terms += len(name)
+        sets = [set().union(*(_stems(t) for t in name)) if name else set() for name in names]
+        pairs = [(a, b) for i, a in enumerate(sets) for b in sets[i + 1:]]
+        most = sum(bool(a) and bool(b) and 2 * len(a & b) > min(len(a), len(b)) for a, b in pairs)
+        some = sum(bool(a & b) for a, b in pairs)
+        k = len(names)
+        total += [k, leaf_hits, top_hits, phrases, terms, most]
+        rows.append([ds["short"], k, f"{leaf_hits / k:.0%}", f"{top_hits / k:.0%}", f"{phrases / max(terms, 1):.0%}",
+                     f"{terms / k:.1f}", most, some, "; ".join(", ".join(n) for n in names[:3])])
+    k, leaf_hits, top_hits, phrases, terms, most = total
+    rows.append(["**all**", int(k), f"{leaf_hits / k:.0%}", f"{top_hits / k:.0%}", f"{phrases / terms:.0%}",
+                 f"{terms / k:.1f}", int(most), "", ""])
+    return rl.md_table(["list", "clusters", "name holds a word of its main deepest heading",
+                        "... of its main top-level heading", "terms that are phrases", "terms per name",
+                        "name pairs sharing most words", "name pairs sharing a word", "first three names"], rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
+    parser.add_argument("--data", type=Path, default=rl.ROOT.parent / "shared" / "data")
+    parser.add_argument("--out", type=Path, default=rl.ROOT / "benchmarks" / "out")
     args = parser.parse_args(argv)
     folder = args.data / "lists"
     if not folder.is_dir():
         print(f"no reading lists under {folder}; pass --data", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    # One BLAS/OpenMP thread: on two shared cores, k-means and HDBSCAN threads only fight.
-    from threadpoolctl import threadpool_limits
+    rl.limit_threads()
+    embedder = rl.make_embedder()
+    lists = rl.load_lists(folder)
+    rl.embed_lists(embedder, lists, args.out)
 
-    threadpool_limits(limits=1)
-    embedder = Embedder()
-    lists = load_lists(folder)
-    for ds in lists:
-        ds["vectors"] = embed_cached(embedder, ds["texts"], args.out, ds["name"])
-
-    print(f"# rq clusters on {len(lists)} real reading lists ({embedder.model_id})\n")
+    print(f"# rq clusters on {len(lists)} real reading lists ({embedder.model_id}, "
+          f"{type(embedder).__name__} {getattr(embedder, 'bulk', '')})\n")
     print("Labels: top-level sections. Items embedded as title + note, no section names.\n")
-    main_table, auto_table, hdb_table, wins = clustering_tables(lists)
-    print(f"## Clusters vs top-level sections, same k\n\n{main_table}\n")
+    table, wins = same_k_table(lists)
+    print(f"## Clusters vs top-level sections, same k\n\n{table}\n")
     print(f"rq ward beats the tf-idf + k-means baseline's NMI on {wins} of {len(lists)} lists.\n")
-    print(f"## rq's automatic k (ward)\n\n{auto_table}\n")
-    print(f"## HDBSCAN (chooses its own k)\n\n{hdb_table}\n")
+    main_table, sample_table = auto_table(lists)
+    print(f"## rq's automatic k (ward) beside the same k\n\n{main_table}\n")
+    print(f"### {SAMPLE_ITEMS}-item samples, {SAMPLES} per list\n\n{sample_table}\n")
+    print(f"## HDBSCAN (chooses its own k)\n\n{hdbscan_table(lists)}\n")
     print(f"## Small queues: {SMALL_SECTIONS} sections x {SMALL_PER_SECTION} items, "
           f"{SMALL_SAMPLES} draws per list (mean)\n\n{small_queue_table(lists)}\n")
-    misfiled, sweep = misfiled_tables(lists, embedder, args.out)
-    print(f"## Misfiled items: {MOVE_SHARE:.0%} moved to a random other top-level section, "
-          f"{len(SEEDS)} seeds\n\n{misfiled}\n")
-    print(f"### Margin sweep (micro-averaged over lists and seeds)\n\n{sweep}\n")
+    print(f"## Cluster names at the automatic k\n\n{names_table(lists)}\n")
     print(f"Total {time.perf_counter() - started:.0f} s.")
     return 0
 

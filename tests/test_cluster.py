@@ -76,6 +76,7 @@ def test_auto_k_range_grows_with_the_queue():
     assert rqc.k_range(25) == range(2, 8)
     assert rqc.k_range(500).stop - 1 == 32
     assert rqc.k_range(100_000).stop - 1 == rqc.K_MAX
+    assert rqc.k_range(500).start == 10  # one cluster per 50 items at least
 
 
 def test_hdbscan_marks_outliers_and_audit_counts_them():
@@ -87,27 +88,6 @@ def test_hdbscan_marks_outliers_and_audit_counts_them():
     paths = [("A",)] * 10 + [("B",)] * 10 + [("C",)] * 3
     report = rqa.audit(x, result.labels, paths, [f"t{i}" for i in range(23)], [("A",), ("B",), ("C",)], {})
     assert {row.section: row.unclustered for row in report.table}[("C",)] == 3
-
-
-def test_name_clusters_prefers_distinctive_words_and_drops_junk():
-    texts = [
-        "CUDA kernels on the GPU https://example.com/cuda-kernels.html 2023",
-        "GPU memory coalescing for CUDA kernels",
-        "Profiling the GPU with Nsight, www.nvidia.com",
-        "Pytest fixtures for unit tests",
-        "Unit tests with mocks and pytest",
-        "Property based tests with Hypothesis",
-    ]
-    names = rqn.name_clusters(texts, [0, 0, 0, 1, 1, 1], top=3)
-    assert names == [["gpu", "cuda", "kernels"], ["tests", "pytest", "unit"]]
-    every = {w for words in names for w in words}
-    assert not every & {"https", "com", "html", "www", "the", "with", "2023", "for"}
-    assert rqn.naming_words("The 3 best GPUs of 2024, see https://x.io/a") == ["best", "gpus", "see"]
-
-
-def test_name_clusters_folds_plurals_and_skips_outliers():
-    names = rqn.name_clusters(["graph networks", "graph network", "a graph", "stray words"], [0, 0, 0, -1])
-    assert names == [["graph", "network"]]
 
 
 @pytest.mark.parametrize("heading, expected", [
@@ -143,7 +123,8 @@ def _synthetic_audit(**kwargs):
     paths = [("B",)] + [("A",)] * 5 + [("B",)] * 6 + [("C",)] * 6 + [("Blog Posts",)] * 3
     titles = [f"item {i}" for i in range(len(x))]
     sections = [("A",), ("B",), ("C",), ("D",), ("Blog Posts",)]
-    headings = {("D",): np.eye(16)[2] * 0.9 + np.eye(16)[5] * 0.4}
+    headings = {("A",): np.eye(16)[0], ("B",): np.eye(16)[1], ("C",): np.eye(16)[2],
+                ("D",): np.eye(16)[2] * 0.9 + np.eye(16)[5] * 0.4}
     labels = rqc.cluster(x, 3).labels
     return rqa.audit(x, labels, paths, titles, sections, headings, **kwargs), labels
 
@@ -333,10 +314,10 @@ def _analyse(embedder, raw: bytes):
     vectors = embedder.encode(texts)
     sections = [s.path for s in queue.sections]
     headings = dict(zip(sections, embedder.encode([rqh.heading_text(p) for p in sections])))
-    clusters = rqc.cluster(vectors, "auto")
-    names = rqn.name_clusters(texts, clusters.labels)
+    clusters = rqc.cluster(vectors, "auto", sections=rqc.topic_sections(r.section_path for r in queue.resources))
+    names = rqn.name_clusters(texts, clusters.labels, vectors=vectors)
     report = rqa.audit(vectors, clusters.labels, [r.section_path for r in queue.resources],
-                       [r.title for r in queue.resources], sections, headings, names=names)
+                       [r.title for r in queue.resources], sections, headings, names=names, texts=texts)
     return queue, vectors, clusters, names, report
 
 
@@ -394,7 +375,7 @@ def test_real_model_gives_useful_groups_for_a_small_queue(fixture_queue):
         assert len(set(by_section[section])) == 1
     assert len({by_section[s][0] for s in (RECS, GPU, TESTING)}) == 3
     gpu_cluster = by_section[GPU][0]
-    assert {"gpu", "cuda"} & set(names[gpu_cluster])
+    assert any("gpu" in term.lower() or "cuda" in term.lower() for term in names[gpu_cluster])
     assert report.clusters[gpu_cluster].section == GPU
 
 
@@ -403,8 +384,11 @@ def test_real_model_audit_of_the_default_queue(embedder):
     raw = files("rq").joinpath("data/resources-queue.md").read_bytes()
     _, _, _, _, report = _analyse(embedder, raw)
     thin = {t.section: t for t in report.thin}
-    recsys = {r.title: r for r in thin[("Recommender Systems",)].by_heading}
-    assert "recsys = recommender systems" in recsys["Real Time Recsys"].evidence
+    recsys = thin[("Recommender Systems",)].by_heading
+    assert recsys[0].title.startswith("RecSysOps") and "recommender, systems" in recsys[0].evidence
+    # "learning" is the common third of "Reinforcement Learning": it does not bring a paper on
+    # real-time machine learning in (issue 14).
+    assert not [r.title for r in thin[("Reinforcement Learning",)].by_heading if "Real Time" in r.title]
     assert {f.section for f in report.formats} == {("Blog Posts",), ("Papers",)}
     json.dumps(report.as_dict())
 

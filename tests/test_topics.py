@@ -27,11 +27,18 @@ def test_clusters_audit_the_embedded_default(tmp_path):
     thin = {tuple(t["section"]): t for t in report["audit"]["thin"]}
     recsys = thin[("Recommender Systems",)]
     assert recsys["kind"] == "empty"
-    assert "Real Time Recsys" in [i["title"] for i in recsys["by_heading"]]
+    assert recsys["by_heading"][0]["title"].startswith("RecSysOps")
     formats = {tuple(f["section"]) for f in report["audit"]["formats"]}
     assert {("Blog Posts",), ("Papers",)} <= formats
+    # Every resource is in exactly one cluster, named by its full id.
+    queue = read_queue(embedded_queue_path())
+    ids = [i for c in report["clusters"] for i in c["ids"]]
+    assert sorted(ids) == sorted(r.id for r in queue.resources)
+    assert all(len(c["ids"]) == c["size"] == len(c["titles"]) for c in report["clusters"])
     human = rq("clusters", tmp_path=tmp_path)
     assert "sections grouped by format" in human.stdout and "Recommender Systems (empty)" in human.stdout
+    biggest = max(report["clusters"], key=lambda c: c["size"])
+    assert biggest["titles"][0] in human.stdout  # members are listed, most central first
 
 
 def test_map_holds_every_resource_and_needs_no_network(tmp_path):

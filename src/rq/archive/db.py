@@ -169,6 +169,12 @@ class Archive:
     def documents(self) -> dict[str, sqlite3.Row]:
         return {row["resource_id"]: row for row in self.conn.execute("SELECT * FROM documents")}
 
+    def document_openings(self, chars: int) -> dict[str, str]:
+        """The first ``chars`` characters of each archived document's text, by resource (cheap
+        where documents() would load every whole page)."""
+        return {row[0]: row[1] or "" for row in
+                self.conn.execute("SELECT resource_id, substr(text, 1, ?) FROM documents", (chars,))}
+
     def text_shas(self) -> dict[str, str]:
         """The sha256 of each archived document's text, by resource."""
         return {row[0]: row[1] for row in self.conn.execute("SELECT resource_id, text_sha FROM documents")}

@@ -11,6 +11,7 @@ from rq.cli.options import IndexOpt, JsonOpt, QueueOpt, handles_errors, settings
 from rq.cli.output import emit_json, one_line, say, stderr, stdout
 
 KOpt = Annotated[str, typer.Option("--k", help="Number of clusters, or auto.")]
+MEMBERS_SHOWN = 3  # titles listed per cluster in text; --json lists every member's id
 
 
 @handles_errors
@@ -36,6 +37,13 @@ def _section(path) -> str:
     return one_line(" / ".join(path)) if path else "(before the first heading)"
 
 
+def _members(members: list[tuple[str, str]]) -> str:
+    """The first MEMBERS_SHOWN titles, most central first, then how many more."""
+    shown = "; ".join(one_line(title) for _, title in members[:MEMBERS_SHOWN])
+    rest = len(members) - MEMBERS_SHOWN
+    return shown + (f"; and {rest} more" if rest > 0 else "")
+
+
 def print_clusters(report) -> None:
     from rich.table import Table
 
@@ -45,6 +53,7 @@ def print_clusters(report) -> None:
     for c in audit.clusters:
         home = f"mostly {_section(c.section)} ({c.share:.0%})" if c.section is not None else "no dominant section"
         out.print(f"  [{c.cluster}] {one_line(', '.join(c.words)) or '(unnamed)'}: {c.size} items, {home}")
+        out.print(f"      {_members(report.members(c.cluster))}")
     table = Table(title="sections x clusters", box=None, title_justify="left")
     table.add_column("section")
     for c in audit.clusters:

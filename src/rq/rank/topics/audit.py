@@ -28,20 +28,23 @@ from rq.rank.topics.findings import (
     ThinSection,
 )
 from rq.rank.topics.headings import format_reason
-from rq.rank.topics.sections import SectionView, has_subheadings
+from rq.rank.topics.sections import SectionView, with_subheadings
 
-# Audit thresholds, on cosine similarity of unit vectors (all-MiniLM-L6-v2 scale).
-# Chosen with benchmarks/bench_clusters.py (planted misfiled items) and the
-# embedded default queue; see rq.rank.topics.sections for what a section is.
-MISFILED_MARGIN = 0.12  # own-section fit must lose to another section by this much
+# Audit thresholds. MISFILED_MARGIN, FIT_MIN, CENTROID_MIN and DESTINATION_MIN were chosen with
+# benchmarks/bench_audit.py on three of the six real lists (production-ML, Awesome-recsys,
+# awesome-search) and are reported on the other three: each is the most precise value whose F1
+# is within one bootstrap standard error of the best (where F1 is flat, surer suggestions). See rq.rank.topics.sections for what a section is. Cosines are of unit vectors
+# (all-MiniLM-L6-v2 scale); FIT_MIN is on the scale of SectionView.fit_scores (a centred cosine
+# plus a word bonus).
+MISFILED_MARGIN = 0.16  # own-section fit must lose to another section by this much
 OVERLAP_SHARE = 0.3  # two sections overlap when this share of their items sit closer to the other
 OVERLAP_MIN_ITEMS = 2
 MIN_OWN_ITEMS = 3  # an item is judged against its section only if 2 others remain
 MIN_TARGET_ITEMS = 2  # a section needs this many items to have a centroid worth moving to
 THIN_MAX = 2  # a section with at most this many items is "thin"
-HEADING_MIN = 0.35  # heading-to-item score for an empty/thin section suggestion
-CENTROID_MIN = 0.45  # item-to-centroid similarity for a thin-section suggestion
-DESTINATION_MIN = 0.30  # below this a format-section item gets no section destination
+FIT_MIN = 0.20  # heading fit (SectionView.fit_scores) for an empty/thin section suggestion
+CENTROID_MIN = 0.40  # item-to-centroid similarity for a thin-section suggestion
+DESTINATION_MIN = 0.45  # a format-section item goes to no section's items closer than this
 FORMAT_ENTROPY = 0.9  # normalised topic entropy above which a section mixes topics
 FORMAT_ENTROPY_MIN_ITEMS = 10  # small sections spread over clusters by chance
 SUGGEST_TOP = 5
@@ -51,12 +54,14 @@ CAUSES_TOP = 5
 
 def audit(vectors: np.ndarray, labels, section_paths: Sequence[tuple[str, ...]], titles: Sequence[str],
           all_sections: Sequence[tuple[str, ...]], heading_vectors: dict[tuple, np.ndarray],
-          *, names: list[list[str]] | None = None, misfiled_margin: float = MISFILED_MARGIN) -> Audit:
+          *, names: list[list[str]] | None = None, misfiled_margin: float = MISFILED_MARGIN,
+          texts: Sequence[str] | None = None) -> Audit:
     """Hold the clusters against the queue's sections. Suggestions only; nothing is moved.
 
     ``heading_vectors`` maps a section path to the embedding of ``heading_text(path)``
     (rq.rank.topics.headings); sections without one get no heading-based suggestions. ``names``
-    (from name_clusters) label the clusters in the result.
+    (from name_clusters) label the clusters in the result. ``texts`` (title and note of each
+    item; the titles when not given) are where heading words are looked for.
     """
     x = unit_rows(vectors)
     labels = np.asarray(labels, dtype=np.int64)
@@ -65,7 +70,7 @@ def audit(vectors: np.ndarray, labels, section_paths: Sequence[tuple[str, ...]],
         raise ValueError("vectors, labels, section_paths and titles must describe the same items")
     k = cluster_count(labels)
     names = names or [[] for _ in range(k)]
-    view = SectionView(x, paths, titles, heading_vectors)
+    view = SectionView(x, paths, titles, heading_vectors, texts)
     every = list(dict.fromkeys([tuple(p) for p in all_sections] + view.keys))
     position = {p: i for i, p in enumerate(every)}
     view.keys.sort(key=position.__getitem__)  # report sections in document order
@@ -74,21 +79,25 @@ def audit(vectors: np.ndarray, labels, section_paths: Sequence[tuple[str, ...]],
     fmt = _format_sections(view, entropy)
     topical = [s for s in view.keys if s not in fmt and s != ()]
     homes = _homes(view, every, fmt)
+    view.homes = [p for p in homes if p in heading_vectors]
+    thin = _thin_sections(view, every, fmt)
+    by_heading = _heading_homes(thin)
     return Audit(
         clusters=_cluster_infos(view, labels, k, names),
         table=table,
         overlaps=_overlaps(view, topical),
         misfiled=_misfiled(view, topical, misfiled_margin),
-        thin=_thin_sections(view, every, fmt),
-        formats=[_format_section(view, s, reason, entropy[s], labels, names, topical, homes)
+        thin=thin,
+        formats=[_format_section(view, s, reason, entropy[s], labels, names, topical, homes, by_heading)
                  for s, reason in fmt.items()],
     )
 
 
 def _homes(view: SectionView, every: list[tuple], fmt: dict) -> list[tuple]:
     """Topic headings that could take items: leaves, and headings that already hold items themselves."""
+    containers = with_subheadings(every)
     return [p for p in every if p and p not in fmt and not format_reason(p[-1])
-            and (view.size(p) or not has_subheadings(p, every))]
+            and (view.size(p) or p not in containers)]
 
 
 def _table(view: SectionView, labels: np.ndarray, k: int) -> list[SectionRow]:
@@ -119,7 +128,10 @@ def _cluster_infos(view: SectionView, labels: np.ndarray, k: int, names: list[li
         # Ties go to the section met first in the document.
         section, count = max(where.items(), key=lambda kv: (kv[1], -view.keys.index(kv[0])),
                              default=(None, 0))
-        infos.append(ClusterInfo(c, size, _words_of(names, c), section, count / size if size else 0.0))
+        ix = np.flatnonzero(labels == c)
+        central = ix[np.argsort(-(view.x[ix] @ view.x[ix].sum(axis=0)), kind="stable")]
+        infos.append(ClusterInfo(c, size, _words_of(names, c), section, count / size if size else 0.0,
+                                 [int(i) for i in central]))
     return infos
 
 
@@ -220,74 +232,74 @@ def _thin_sections(view: SectionView, every: list[tuple], fmt: dict) -> list[Thi
 
     A heading with sub-headings is a container: its emptiness shows in its leaves.
     """
+    containers = with_subheadings(every)
+    leaves = [(p, view.size(p)) for p in every
+              if p and p not in fmt and not format_reason(p[-1]) and p not in containers]
+    leaves = [(p, n) for p, n in leaves if n <= THIN_MAX]
+    # One product for the centroids of every thin section: their items' pull on all the others.
+    held = {p: j for j, p in enumerate(p for p, n in leaves if n)}
+    pulls = view.x @ view.centroids(list(held)).T if held else np.zeros((len(view.x), 0))
     found = []
-    for path in every:
-        if not path or path in fmt or format_reason(path[-1]) or has_subheadings(path, every):
-            continue
-        direct = view.size(path)
-        if direct == 0:
-            kind = "empty"
-        elif direct <= THIN_MAX:
-            kind = "thin"
-        else:
-            continue
-        outside = np.asarray([i for i, p in enumerate(view.paths) if p[:len(path)] != path], dtype=np.int64)
-        by_centroid = _centroid_suggestions(view, path, outside) if direct else []
-        found.append(ThinSection(path, kind, direct, _heading_suggestions(view, path, outside), by_centroid))
+    for path, direct in leaves:
+        outside = np.ones(len(view.paths), dtype=bool)
+        outside[view.members.get(path, [])] = False  # a leaf: the items under it are its own
+        outside = np.flatnonzero(outside)
+        by_centroid = _centroid_suggestions(view, pulls[:, held[path]], outside) if direct else []
+        found.append(ThinSection(path, "empty" if direct == 0 else "thin", direct,
+                                 _heading_suggestions(view, path, outside), by_centroid))
     return found
 
 
 def _heading_suggestions(view: SectionView, path: tuple, outside: np.ndarray) -> list[ItemRef]:
-    """Items elsewhere whose embedding and words match the section's heading."""
-    scored = view.heading_scores(path)
+    """Items elsewhere that fit the section's heading (SectionView.fit_scores), best first."""
+    scored = view.fit_scores(path)
     if scored is None or not len(outside):
         return []
     scores, matched = scored
-    return [ItemRef(int(i), view.titles[i], view.paths[i], float(scores[i]), matched[i])
-            for i in outside[np.argsort(-scores[outside], kind="stable")][:SUGGEST_TOP]
-            if scores[i] >= HEADING_MIN]
+    passing = outside[scores[outside] >= FIT_MIN]
+    ranked = passing[np.argsort(-scores[passing], kind="stable")][:SUGGEST_TOP]
+    return [ItemRef(int(i), view.titles[i], view.paths[i], float(scores[i]), matched[i]) for i in ranked]
 
 
-def _centroid_suggestions(view: SectionView, path: tuple, outside: np.ndarray) -> list[ItemRef]:
-    """Items elsewhere that sit closer to this section's items than to their own section."""
+def _centroid_suggestions(view: SectionView, pull: np.ndarray, outside: np.ndarray) -> list[ItemRef]:
+    """Items elsewhere that sit closer to this section's items (``pull``: every item's cosine to
+    their centroid) than to their own section."""
     if not len(outside):
         return []
-    sims = view.x[outside] @ view.centroid[path]
+    sims = pull[outside]
     own = view.loo[outside]
-    keep = (sims >= CENTROID_MIN) & (np.isnan(own) | (sims > own))
-    ranked = sorted(((s, i) for s, i, ok in zip(sims, outside, keep) if ok), key=lambda t: -t[0])
-    return [view.ref(i, s) for s, i in ranked[:SUGGEST_TOP]]
+    keep = np.flatnonzero((sims >= CENTROID_MIN) & (np.isnan(own) | (sims > own)))
+    ranked = keep[np.argsort(-sims[keep], kind="stable")][:SUGGEST_TOP]
+    return [view.ref(outside[j], sims[j]) for j in ranked]
 
 
 def _format_section(view: SectionView, s: tuple, reason: str, entropy: float, labels: np.ndarray,
-                    names: list[list[str]], topical: list[tuple], homes: list[tuple]) -> FormatSection:
+                    names: list[list[str]], topical: list[tuple], homes: list[tuple],
+                    by_heading: dict[int, tuple[tuple, float]]) -> FormatSection:
     """Where each item of a format section would go by topic: a section, and its cluster."""
     targets = _targets(view, topical)
     centroids = view.centroids(targets) if targets else None
-    # Headings count too, empty ones included: an empty topic section is often the right home.
-    headings = [(t, view.heading_scores(t)) for t in homes]
-    headings = [(t, scored[0]) for t, scored in headings if scored is not None]
     destinations = []
     for i in view.members[s]:
-        section, similarity, via = _destination(view.x[i], i, targets, centroids, headings)
+        section, similarity, via = None, 0.0, ""
+        if int(i) in by_heading:  # suggested for an empty or thin section: the same advice here
+            (section, similarity), via = by_heading[int(i)], "heading"
+        elif centroids is not None:
+            sims = centroids @ view.x[i]
+            j = int(np.argmax(sims))
+            if sims[j] >= DESTINATION_MIN:
+                section, similarity, via = targets[j], float(sims[j]), "centroid"
         cluster = int(labels[i])
         destinations.append(Destination(int(i), view.titles[i], cluster, _words_of(names, cluster),
                                         section, similarity, via))
     return FormatSection(s, view.size(s), reason, entropy, destinations)
 
 
-def _destination(v: np.ndarray, i: int, targets: list[tuple], centroids: np.ndarray | None,
-                 headings: list[tuple[tuple, np.ndarray]]) -> tuple[tuple | None, float, str]:
-    """The closest home for item ``i`` (vector ``v``): by a section's centroid or its heading."""
-    best: tuple[float, tuple | None, str] = (-np.inf, None, "")
-    if centroids is not None:
-        sims = centroids @ v
-        j = int(np.argmax(sims))
-        best = (float(sims[j]), targets[j], "centroid")
-    for t, scores in headings:
-        if scores[i] > best[0]:
-            best = (float(scores[i]), t, "heading")
-    similarity, section, via = best
-    if section is None or similarity < DESTINATION_MIN:
-        return None, 0.0, ""
-    return section, similarity, via
+def _heading_homes(thin: list[ThinSection]) -> dict[int, tuple[tuple, float]]:
+    """Each item suggested by heading for an empty or thin section: the section it fits best."""
+    best: dict[int, tuple[tuple, float]] = {}
+    for t in thin:
+        for ref in t.by_heading:
+            if ref.item not in best or ref.similarity > best[ref.item][1]:
+                best[ref.item] = (t.section, ref.similarity)
+    return best

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 
 import numpy as np
 
@@ -39,7 +39,7 @@ class ItemRef(_Plain):
     item: int  # index into the vectors given to audit()
     title: str
     section: tuple[str, ...]  # where the item is filed now
-    similarity: float  # cosine; for heading suggestions cosine + LEXICAL_WEIGHT * words matched
+    similarity: float  # cosine; for heading suggestions the heading fit (SectionView.fit_scores: a centred cosine plus a word bonus)
     evidence: str = ""  # heading words found in the title, for heading-based suggestions
 
 
@@ -50,6 +50,7 @@ class ClusterInfo(_Plain):
     words: list[str]
     section: tuple[str, ...] | None  # the section holding most of the cluster
     share: float  # fraction of the cluster in that section
+    members: list[int] = field(default_factory=list)  # its items, nearest the cluster's centre first
 
 
 @dataclass
@@ -100,8 +101,8 @@ class Destination(_Plain):
     cluster: int
     cluster_words: list[str]
     section: tuple[str, ...] | None  # the topical section it would go to, if any is close
-    similarity: float  # cosine to the centroid, or the heading score (cosine + word bonus, may pass 1)
-    via: str  # "centroid" (the section's items) or "heading" (the section's name)
+    similarity: float  # cosine to the centroid, or the heading fit (SectionView.fit_scores: a centred cosine plus a word bonus)
+    via: str  # "centroid" (the section's items) or "heading" (an empty or thin section's name)
 
 
 @dataclass

@@ -1,87 +1,131 @@
-"""Names for topic clusters: each cluster's most distinctive words, by class-based tf-idf."""
+"""Names for topic clusters: each cluster's most distinctive terms by class-based tf-idf.
+
+Terms are words and phrases of two or three (rq.rank.topics.phrases); a phrase is preferred
+to its words. Each cluster's texts are one class document: a term's weight is its share of
+the class times log(1 + average class size / the term's weight overall), so terms common to
+every cluster sink (the c-TF-IDF of BERTopic). A term counts once per text, from the title
+and note at full weight and from the page alone at PAGE_WEIGHT, so one long page cannot name a
+cluster. No two clusters share a term, and no two names share most of their words.
+"""
 
 from __future__ import annotations
 
 import math
-import re
-from collections import Counter, defaultdict
+from collections import Counter
 from typing import Sequence
 
 import numpy as np
 
 from rq.rank.topics.clusters import cluster_count
-from rq.words import STOPWORDS, words
+from rq.rank.topics.headings import abbreviates
+from rq.rank.topics.phrases import stem, terms_of, vocabulary
 
-# Besides rq's stopwords (rq.words), words that say nothing about a topic in a reading list.
-TOPICLESS = frozenset("""
-    also could would via vs versus using use used within without towards toward across per etc eg ie
-    one two three new part get got make makes made way ways thing things introduction intro guide
-    overview notes note example examples list awesome
-""".split())
-NAMING_STOPWORDS = STOPWORDS | TOPICLESS
-# Pieces of URLs and file names that survive in notes and titles.
-_URL_JUNK = frozenset("""
-    http https www com org net io html htm pdf php aspx md abs doi arxiv github githubusercontent
-    medium blogspot readthedocs wordpress youtube youtu be watch index en
-""".split())
-_URL = re.compile(r"(?:https?://|www\.)\S+", re.I)
+NAME_TERMS = 3
+PAGE_WEIGHT = 0.5  # a term found only in the page, not in the title or note
+PHRASE_WEIGHT = 2.0  # a phrase's weight over a single word's (see benchmarks/bench_clusters.py, names)
+CLOSED_SHARE = 0.8  # see _closed
+NAME_MEMBERS = 60  # a cluster is named from at most this many of its members, the most central
 
 
-def naming_words(text: str) -> list[str]:
-    """Words that can name a topic: no URLs, stopwords, numbers or one-letter words."""
-    return [w for w in words(_URL.sub(" ", text)) if len(w) > 1 and w[0].isalpha()
-            and w not in NAMING_STOPWORDS and w not in _URL_JUNK]
+def name_clusters(texts: Sequence[str], labels, top: int = NAME_TERMS, *, pages: Sequence[str] | None = None,
+                  vectors: np.ndarray | None = None) -> list[list[str]]:
+    """The ``top`` most distinctive terms of each cluster, as displayed (see the module doc).
 
-
-def name_clusters(texts: Sequence[str], labels, top: int = 4) -> list[list[str]]:
-    """The ``top`` most distinctive words of each cluster by class-based tf-idf.
-
-    Each cluster's texts are one class document; a word's weight is its frequency in
-    the class times log(1 + average class length / the word's frequency overall), so
-    words common to every cluster sink. A word counts once per text, which keeps one
-    long note from naming a cluster; plurals fold into a singular seen elsewhere.
+    ``texts`` are titles and notes; ``pages`` (optional, same order) the pages' text. With
+    ``vectors`` (unit length, same order), a large cluster is named from its NAME_MEMBERS items
+    nearest its centre, which keeps naming 10,000 items about as cheap as naming 1,000.
     """
     labels = np.asarray(labels, dtype=np.int64)
     k = cluster_count(labels)
-    per_text = [set(naming_words(t)) for t in texts]
-    fold, display = _fold_plurals(per_text)
-    class_counts = [Counter() for _ in range(k)]  # word -> texts of the cluster that hold it
-    for tokens, label in zip(per_text, labels):
-        if label >= 0:
-            class_counts[label].update({fold.get(w, w) for w in tokens})
+    members = _members(labels, k, vectors)
+    used = sorted({int(i) for ix in members for i in ix})
+    vocab = vocabulary([texts[i] for i in used] + ([pages[i] for i in used if pages[i]] if pages is not None else []))
+    weights = {}
+    for i in used:
+        own = terms_of(texts[i], vocab)
+        page = terms_of(pages[i], vocab) - own if pages is not None and pages[i] else set()
+        weights[i] = {**{t: PAGE_WEIGHT for t in page}, **{t: 1.0 for t in own}}
+    classes = [Counter() for _ in range(k)]  # term -> weight of the cluster's texts that hold it
+    holders = [Counter() for _ in range(k)]  # term -> how many of the cluster's texts hold it
+    for c, ix in enumerate(members):
+        for i in ix:
+            classes[c].update(weights[int(i)])
+            holders[c].update(weights[int(i)].keys())
     overall = Counter()
-    for counts in class_counts:
+    for counts in classes:
         overall.update(counts)
-    average = (sum(overall.values()) / k) if k else 0.0
-    names = []
-    for counts in class_counts:
-        length = sum(counts.values()) or 1
+    average = sum(overall.values()) / k if k else 0.0
+    ranked = []
+    for c in range(k):
+        length = sum(classes[c].values()) or 1.0
 
-        def rank(w: str, counts=counts, length=length):
-            # Words shared by two or more of the cluster's texts first: one title is not a topic.
-            return (counts[w] < 2, -(counts[w] / length) * math.log(1 + average / overall[w]), w)
+        def key(t: str, c=c, length=length):
+            score = classes[c][t] / length * math.log(1 + average / overall[t])
+            # Terms held by two or more of the cluster's texts first: one title is not a topic.
+            return (holders[c][t] < 2 and len(members[c]) > 1,
+                    -score * (PHRASE_WEIGHT if " " in t else 1.0), t)
 
-        names.append([display[w] for w in sorted(counts, key=rank)[:top]])
+        ranked.append(sorted(_closed(classes[c].keys(), holders[c]), key=key))
+    order = sorted(range(k), key=lambda c: -len(members[c]))
+    return [[vocab.display(t) for t in name] for name in _choose(ranked, order, top)]
+
+
+def shares_most(a: set[str], b: set[str]) -> bool:
+    """Whether two names (their word stems) share more than half of the smaller one's words."""
+    return bool(a) and bool(b) and 2 * len(a & b) > min(len(a), len(b))
+
+
+def _members(labels: np.ndarray, k: int, vectors: np.ndarray | None) -> list[np.ndarray]:
+    out = []
+    for c in range(k):
+        ix = np.flatnonzero(labels == c)
+        if vectors is not None and len(ix) > NAME_MEMBERS:
+            x = np.asarray(vectors[ix], dtype=np.float64)
+            ix = ix[np.argsort(-(x @ x.mean(axis=0)), kind="stable")[:NAME_MEMBERS]]
+        out.append(ix)
+    return out
+
+
+def _same_thing(a: str, b: str) -> bool:
+    """Whether one term is the other's initials ("ai" and "artificial intelligence", "recsys" and
+    "recommender systems")."""
+    return any(" " not in x and abbreviates(x, y.split()) for x, y in ((a, b), (b, a)))
+
+
+def _closed(terms, holders: Counter) -> list[str]:
+    """The terms not standing for a longer one: "large language" goes where "large language
+    model" is held by at least CLOSED_SHARE as many of the cluster's texts."""
+    longest: Counter = Counter()  # term -> most texts holding a longer term that contains it
+    for term in terms:
+        words = term.split()
+        for n in range(1, len(words)):
+            for start in range(len(words) - n + 1):
+                part = " ".join(words[start:start + n])
+                longest[part] = max(longest[part], holders[term])
+    return [t for t in terms if longest[t] < CLOSED_SHARE * holders[t]]
+
+
+def _choose(ranked: list[list[str]], order: list[int], top: int) -> list[list[str]]:
+    """Each cluster's name, a term per round and cluster in turn (largest first), skipping
+    terms another cluster took, terms sharing a word with the cluster's name so far, and terms
+    that would make two names share most of their words."""
+    names: list[list[str]] = [[] for _ in ranked]
+    stems: list[set[str]] = [set() for _ in ranked]
+    taken: set[str] = set()
+    position = [0] * len(ranked)
+    for _ in range(top):
+        for c in order:
+            while position[c] < len(ranked[c]):
+                term = ranked[c][position[c]]
+                position[c] += 1
+                words = {stem(w) for w in term.split()}
+                if term in taken or words & stems[c] or any(_same_thing(term, t) for t in names[c]):
+                    continue
+                grown = stems[c] | words
+                if any(shares_most(grown, stems[d]) for d in range(len(ranked)) if d != c):
+                    continue
+                names[c].append(term)
+                stems[c] = grown
+                taken.add(term)
+                break
     return names
-
-
-def _fold_plurals(per_text: list[set[str]]) -> tuple[dict[str, str], dict[str, str]]:
-    """Map plural words to a singular that also occurs; display each key in its commonest form."""
-    seen = Counter(w for tokens in per_text for w in tokens)
-    fold = _plural_to_singular(seen)
-    forms: dict[str, Counter] = defaultdict(Counter)
-    for w, n in seen.items():
-        forms[fold.get(w, w)][w] += n
-    display = {key: max(c.items(), key=lambda kv: (kv[1], -len(kv[0])))[0] for key, c in forms.items()}
-    return fold, display
-
-
-def _plural_to_singular(seen: Counter) -> dict[str, str]:
-    """Each plural word whose singular also occurs ("networks" -> "network", "queries" -> "query")."""
-    fold = {}
-    for w in seen:
-        if len(w) > 3 and w.endswith("ies") and w[:-3] + "y" in seen:
-            fold[w] = w[:-3] + "y"
-        elif len(w) > 3 and w.endswith("s") and not w.endswith("ss") and w[:-1] in seen:
-            fold[w] = w[:-1]
-    return fold

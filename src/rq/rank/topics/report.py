@@ -7,7 +7,7 @@ writes the queue; the audit only suggests.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +26,20 @@ class TopicReport:
     audit: object  # findings.Audit
     notices: list[str]
     resources: int
+    ids: list[str] = field(default_factory=list)  # full resource id per item, as the audit numbers them
+    titles: list[str] = field(default_factory=list)
+
+    def members(self, cluster: int) -> list[tuple[str, str]]:
+        """(id, title) of each resource in the cluster, the most central first."""
+        return [(self.ids[i], self.titles[i]) for i in self.audit.clusters[cluster].members]
 
     def as_dict(self) -> dict:
+        clusters = [{"cluster": c.cluster, "name": c.words, "size": c.size, "section": list(c.section or ()),
+                     "share": round(c.share, 4), "ids": [self.ids[i] for i in c.members],
+                     "titles": [self.titles[i] for i in c.members]} for c in self.audit.clusters]
         return {"resources": self.resources, "k": self.clustering.k, "method": self.clustering.method,
-                "how": self.clustering.how, "names": self.names, "notices": self.notices,
-                "audit": self.audit.as_dict()}
+                "how": self.clustering.how, "names": self.names, "clusters": clusters,
+                "notices": self.notices, "audit": self.audit.as_dict()}
 
 
 def parse_k(value: str) -> int | str:
@@ -45,14 +54,23 @@ def parse_k(value: str) -> int | str:
     return k
 
 
-def _naming_texts(lib: ReadSession) -> list[str]:
-    docs = lib.archive.documents()
-    texts = []
-    for r in lib.resources:
-        doc = docs.get(r.id)
-        page = doc["text"][:NAME_TEXT_CHARS] if doc is not None else ""
-        texts.append("\n".join(p for p in (r.title, r.note, page) if p))
-    return texts
+def _item_texts(lib: ReadSession) -> list[str]:
+    """Title and note of each resource: what cluster names and heading words are looked for in first."""
+    return ["\n".join(p for p in (r.title, r.note) if p) for r in lib.resources]
+
+
+def _names(lib: ReadSession, labels) -> list[list[str]]:
+    from rq.rank.topics.naming import name_clusters
+
+    openings = lib.archive.document_openings(NAME_TEXT_CHARS)
+    return name_clusters(_item_texts(lib), labels, pages=[openings.get(r.id, "") for r in lib.resources],
+                         vectors=lib.vectors)
+
+
+def _clustering(lib: ReadSession, k: int | str, method: str):
+    from rq.rank.topics.clusters import cluster, topic_sections
+
+    return cluster(lib.vectors, k, method, sections=topic_sections(r.section_path for r in lib.resources))
 
 
 def _heading_vectors(lib: ReadSession) -> dict[tuple, np.ndarray]:
@@ -76,37 +94,36 @@ def _heading_vectors(lib: ReadSession) -> dict[tuple, np.ndarray]:
 def cluster_report(settings: Settings, k: int | str = "auto", method: str | None = None,
                    embedder=None) -> TopicReport:
     from rq.rank.topics.audit import audit
-    from rq.rank.topics.clusters import DEFAULT_METHOD, cluster
-    from rq.rank.topics.naming import name_clusters
+    from rq.rank.topics.clusters import DEFAULT_METHOD
 
     notices: list[str] = []
     lib = ReadSession(settings, notices, embedder)
     try:
         if not lib.ids:
             raise UsageError("the queue has no resources to cluster")
-        clustering = cluster(lib.vectors, k, method or DEFAULT_METHOD)
-        names = name_clusters(_naming_texts(lib), clustering.labels)
-        result = audit(lib.vectors, clustering.labels, [r.section_path for r in lib.resources],
-                       [r.title for r in lib.resources], [s.path for s in lib.queue.sections],
-                       _heading_vectors(lib), names=names)
-        return TopicReport(clustering, names, result, notices, len(lib.ids))
+        clustering = _clustering(lib, k, method or DEFAULT_METHOD)
+        names = _names(lib, clustering.labels)
+        titles = [r.title for r in lib.resources]
+        result = audit(lib.vectors, clustering.labels, [r.section_path for r in lib.resources], titles,
+                       [s.path for s in lib.queue.sections], _heading_vectors(lib), names=names,
+                       texts=_item_texts(lib))
+        return TopicReport(clustering, names, result, notices, len(lib.ids), list(lib.ids), titles)
     finally:
         lib.close()
 
 
 def write_collection_map(settings: Settings, out: Path, color_by: str = "section", k: int | str = "auto",
                          embedder=None) -> dict:
-    from rq.rank.topics.clusters import DEFAULT_METHOD, cluster
+    from rq.rank.topics.clusters import DEFAULT_METHOD
     from rq.rank.topics.mapview import project, write_map
-    from rq.rank.topics.naming import name_clusters
 
     if color_by not in ("section", "cluster"):
         raise UsageError("--color takes section or cluster")
     notices: list[str] = []
     lib = ReadSession(settings, notices, embedder)
     try:
-        clustering = cluster(lib.vectors, k, DEFAULT_METHOD)
-        names = name_clusters(_naming_texts(lib), clustering.labels)
+        clustering = _clustering(lib, k, DEFAULT_METHOD)
+        names = _names(lib, clustering.labels)
         projection = project(lib.vectors)
         write_map(out, projection.points, [r.title for r in lib.resources], [r.section for r in lib.resources],
                   [r.url for r in lib.resources], [r.state for r in lib.resources], clustering.labels, names,
