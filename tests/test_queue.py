@@ -169,6 +169,18 @@ _line = st.one_of(
 )
 
 
+def _parses_back_byte_exact_or_is_refused(raw: bytes) -> None:
+    """Either the bytes are refused as not Markdown, or they parse with no surrogates and are
+    written back exactly."""
+    try:
+        q = parse_queue(raw)
+    except QueueError as exc:
+        assert "not a Markdown file" in str(exc)
+        return
+    assert q.to_bytes() == raw
+    assert _no_surrogates(q)
+
+
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.lists(_line, max_size=30), st.sampled_from(["\n", "\r\n"]), st.booleans())
 def test_parsing_never_raises_and_round_trips(lines, newline, final_newline):
@@ -315,25 +327,13 @@ _ENCODINGS = [("utf-8", b"\xef\xbb\xbf"), ("cp1252", b""), ("latin-1", b""), ("u
 def test_every_encoding_round_trips_without_surrogates(lines, newline, encoding):
     codec, bom = encoding
     raw = bom + (newline.join(lines) + newline).encode(codec, errors="replace")
-    try:
-        q = parse_queue(raw)
-    except QueueError as exc:
-        assert "not a Markdown file" in str(exc)
-        return
-    assert q.to_bytes() == raw
-    assert _no_surrogates(q)
+    _parses_back_byte_exact_or_is_refused(raw)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400))
 def test_any_bytes_parse_or_are_refused_and_round_trip(raw):
-    try:
-        q = parse_queue(raw)
-    except QueueError as exc:
-        assert "not a Markdown file" in str(exc)
-        return
-    assert q.to_bytes() == raw
-    assert _no_surrogates(q)
+    _parses_back_byte_exact_or_is_refused(raw)
 
 
 def test_the_parse_cache_reads_a_utf16_queue_back_byte_exact(tmp_path, monkeypatch):
