@@ -30,7 +30,6 @@ only where LEXICAL_WEIGHT < FIT_MIN, so that a heading's words alone never make 
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import sys
 import time
@@ -339,19 +338,11 @@ def load_foreign(data: Path, embedder, out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=rl.ROOT.parent / "shared" / "data")
-    parser.add_argument("--out", type=Path, default=rl.ROOT / "benchmarks" / "out")
-    args = parser.parse_args(argv)
-    folder = args.data / "lists"
-    if not folder.is_dir():
-        print(f"no reading lists under {folder}; pass --data", file=sys.stderr)
-        return 2
     started = time.perf_counter()
-    rl.limit_threads()
-    embedder = rl.make_embedder()
-    lists = rl.load_lists(folder)
-    rl.embed_lists(embedder, lists, args.out)
+    loaded = rl.lists_from_command_line(argv, __doc__.splitlines()[0])
+    if loaded is None:
+        return 2
+    args, embedder, lists = loaded
     kwargs = {}
     for ds in lists:
         if "sections" in inspect.signature(rqc.cluster).parameters:

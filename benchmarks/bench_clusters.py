@@ -20,7 +20,6 @@ The section audit is measured in bench_audit.py; clusters at 10,000 items in ben
 
 from __future__ import annotations
 
-import argparse
 import inspect
 import sys
 import time
@@ -227,19 +226,11 @@ def names_table(lists: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=rl.ROOT.parent / "shared" / "data")
-    parser.add_argument("--out", type=Path, default=rl.ROOT / "benchmarks" / "out")
-    args = parser.parse_args(argv)
-    folder = args.data / "lists"
-    if not folder.is_dir():
-        print(f"no reading lists under {folder}; pass --data", file=sys.stderr)
-        return 2
     started = time.perf_counter()
-    rl.limit_threads()
-    embedder = rl.make_embedder()
-    lists = rl.load_lists(folder)
-    rl.embed_lists(embedder, lists, args.out)
+    loaded = rl.lists_from_command_line(argv, __doc__.splitlines()[0])
+    if loaded is None:
+        return 2
+    args, embedder, lists = loaded
 
     print(f"# rq clusters on {len(lists)} real reading lists ({embedder.model_id}, "
           f"{type(embedder).__name__} {getattr(embedder, 'bulk', '')})\n")

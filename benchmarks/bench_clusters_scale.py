@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
 import reading_lists as rl  # noqa: E402
 
 SIGMA = 0.03
@@ -84,19 +85,11 @@ def _top(ds: dict, copy: int) -> str:
 
 
 def peak_rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return common.proc_status_mb("VmHWM")
 
 
 def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return common.proc_status_mb("VmRSS")
 
 
 def child(args) -> int:

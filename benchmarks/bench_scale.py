@@ -33,6 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from common import proc_status_mb  # noqa: E402
 from rq.settings import Settings
 from rq.index.threads import usable_cpus
 from rq.index.vectors import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, VectorIndex
@@ -45,11 +46,7 @@ QUERY_FILES = ("emb-all-MiniLM-L6-v2@aef37025ea82-fc4f1a7b4c871ea3.npy",  # trai
 
 
 def rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return proc_status_mb("VmRSS")
 
 
 def peak_rss_mb() -> float:

@@ -26,3 +26,12 @@ def embed_cached(embedder, texts: list[str], out: Path, label: str, prefix: str 
     np.save(tmp, vectors)
     os.replace(tmp, npy)
     return vectors
+
+
+def proc_status_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status ("VmRSS": now, "VmHWM": peak), MB."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")

@@ -126,3 +126,24 @@ def limit_threads() -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
+
+
+def lists_from_command_line(argv: list[str] | None, description: str):
+    """What bench_clusters.py and bench_audit.py start with: their --data/--out arguments, the
+    six lists loaded and embedded (cached under --out). Returns (args, embedder, lists), or
+    None when the lists are not there (said on stderr)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
+    args = parser.parse_args(argv)
+    folder = args.data / "lists"
+    if not folder.is_dir():
+        print(f"no reading lists under {folder}; pass --data", file=sys.stderr)
+        return None
+    limit_threads()
+    embedder = make_embedder()
+    lists = load_lists(folder)
+    embed_lists(embedder, lists, args.out)
+    return args, embedder, lists
