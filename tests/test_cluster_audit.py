@@ -134,12 +134,13 @@ def test_report_json_names_every_member_by_id():
 
 
 def test_text_lists_the_first_titles_then_how_many_more():
-    from rq.cli.topics import MEMBERS_SHOWN, _members
+    from rq.cli.topics import _members
 
     members = [(f"{i:040x}", f"Title {i}") for i in range(7)]
-    assert _members(members) == "Title 0; Title 1; Title 2; and 4 more"
-    assert _members(members[:MEMBERS_SHOWN]) == "Title 0; Title 1; Title 2"
-    assert _members([("0" * 40, "A [bold]title[/bold]\nwith a newline")]) == "A [bold]title[/bold] with a newline"
+    assert _members(members, 3) == "Title 0; Title 1; Title 2; and 4 more"
+    assert _members(members[:3], 3) == "Title 0; Title 1; Title 2"
+    assert _members(members, 5) == "Title 0; Title 1; Title 2; Title 3; Title 4; and 2 more"
+    assert _members([("0" * 40, "A [bold]title[/bold]\nwith a newline")], 3) == "A [bold]title[/bold] with a newline"
 
 
 # --------------------------------------------------------------------------- the real model

@@ -63,8 +63,8 @@ def test_ls_status_and_show_print_outside_text_plainly(hostile_queue):
 
 
 @pytest.mark.parametrize("ref, code, message", [
-    ("[/bad]", 1, "no resource with id '[/bad]'"),
-    (f"{ESC}[2J", 1, "no resource with id '\\x1b[2J'"),
+    ("[/bad]", 1, "no resource with id or title matching '[/bad]'"),
+    (f"{ESC}[2J", 1, "no resource with id or title matching '\\x1b[2J'"),
 ])
 def test_show_of_an_odd_reference_is_one_plain_line(hostile_queue, ref, code, message):
     path, index = hostile_queue
@@ -85,7 +85,7 @@ def test_bytes_that_are_not_utf8_in_a_query_are_searched_as_text(hostile_queue):
 
 @pytest.mark.parametrize("kind, code, message", [
     ("a digit two ids start with", 2, "is ambiguous"),
-    ("deadbeef", 1, "no resource with id 'deadbeef'"),
+    ("deadbeef", 1, "no resource with id or title matching 'deadbeef'"),
 ])
 def test_an_argument_that_looks_like_an_id_must_name_one_resource(tmp_path, kind, code, message):
     urls = [f"https://e.com/post/{i}" for i in range(40)]

@@ -62,7 +62,8 @@ def test_varied_items_are_found_with_title_state_note_and_section():
     assert by_url["https://example.com/three"].state == "unread"
     assert by_url["https://example.com/four"].state == "read"
     assert by_url["https://example.com/five"].note == "Company 2020"
-    assert by_url["https://example.com/five"].state is None
+    five = by_url["https://example.com/five"]
+    assert five.state == "unread" and not five.has_checkbox  # no checkbox: unread
     assert by_url["https://example.com/titled-bare"].title == "Talk about things"
     assert "https://example.com/bare-url" in by_url
     assert "https://example.com/autolink" in by_url

@@ -13,8 +13,8 @@ import functools
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 TMP_PREFIX = ".rq-tmp-"
 # A write refused for want of room: a full disk, a full quota, a file size limit (RLIMIT_FSIZE).
@@ -168,3 +168,13 @@ def remove_orphans(folder: Path, prefix: str = TMP_PREFIX) -> int:
             tmp.unlink(missing_ok=True)
             count += 1
     return count
+
+
+def write_for_viewing(text: str, name_hint: str) -> Path:
+    """``text`` in a new UTF-8 ``.txt`` file in the temporary folder, readable by the user only,
+    for a browser or viewer to open after rq has exited (so it is not removed)."""
+    safe = "".join(c for c in name_hint if c.isalnum() or c in "-_")[:40] or "text"
+    fd, name = tempfile.mkstemp(prefix=f"rq-{safe}-", suffix=".txt")
+    with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as fh:
+        fh.write(text)
+    return Path(name)

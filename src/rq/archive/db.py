@@ -255,6 +255,21 @@ class Archive:
             conn.execute("INSERT INTO read_events(resource_id, at, state) VALUES (?, ?, ?)",
                          (resource_id, time.time() if at is None else at, state))
 
+    def add_boxes(self, resource_id: str, places: list[int]) -> None:
+        """Remember that `rq done` gave these places of a resource a checkbox they did not have."""
+        with self.transaction() as conn:
+            conn.executemany("INSERT OR REPLACE INTO added_boxes(resource_id, place, at) VALUES (?, ?, ?)",
+                             [(resource_id, p, time.time()) for p in places])
+
+    def boxes_added(self, resource_id: str) -> set[int]:
+        rows = self.conn.execute("SELECT place FROM added_boxes WHERE resource_id = ?", (resource_id,))
+        return {row[0] for row in rows}
+
+    def forget_boxes(self, resource_id: str, places: list[int]) -> None:
+        with self.transaction() as conn:
+            conn.executemany("DELETE FROM added_boxes WHERE resource_id = ? AND place = ?",
+                             [(resource_id, p) for p in places])
+
     def queue_state(self, resource_id: str) -> str | None:
         """The read state the queue gave a resource when the archive last mirrored it."""
         row = self.conn.execute("SELECT state FROM resources WHERE id = ?", (resource_id,)).fetchone()

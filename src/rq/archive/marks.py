@@ -25,10 +25,11 @@ def mark(settings, ref: str, state: str) -> EditResult:
                       f"(cp {location.queue_path} ~/reading.md && rq done {ref} --queue ~/reading.md)")
     archive, why = _archive_to_log(location)
     try:
-        result = set_state(location.queue_path, ref, state)
+        result = set_state(location.queue_path, ref, state,
+                           boxes_rq_added=_boxes_added_by(archive) if archive is not None else None)
         if result.changed:
             if archive is not None:
-                why = _log(archive, result.resource.id, state)
+                why = _log(archive, result)
             if why:
                 result.warnings.append(f"the read was not recorded in the archive ({why}); "
                                        "rq next will not know when you read it")
@@ -59,10 +60,25 @@ def _refuse_another_queues_folder(location: Location) -> None:
     archive.close()
 
 
-def _log(archive: Archive, resource_id: str, state: str) -> str | None:
-    """Record the read event; None when it was, else why not."""
+def _boxes_added_by(archive: Archive):
+    """Which places of a resource rq gave a checkbox; none when the archive cannot say."""
+    def boxes(resource_id: str) -> set[int]:
+        try:
+            return archive.boxes_added(resource_id)
+        except sqlite3.Error:
+            return set()
+    return boxes
+
+
+def _log(archive: Archive, result: EditResult) -> str | None:
+    """Record the read event, and the checkboxes rq added or took away; None when it was, else why not."""
+    resource_id = result.resource.id
     try:
-        archive.add_read_event(resource_id, state)
+        archive.add_read_event(resource_id, result.state)
+        if result.boxes_added:
+            archive.add_boxes(resource_id, result.boxes_added)
+        if result.boxes_removed:
+            archive.forget_boxes(resource_id, result.boxes_removed)
     except (ArchiveError, OSError, sqlite3.Error) as exc:
         return str(exc)
     return None

@@ -19,7 +19,7 @@ from rq.queue.model import Item, ParseWarning, Queue, Resource, Section
 from rq.queue.parse import parse_queue, read_queue_bytes
 
 CACHE_FILE = "queue-parse.json"
-FORMAT = 3  # 2: full 40-digit resource ids; 3: the encoding the file was read in
+FORMAT = 4  # 2: full 40-digit resource ids; 3: the encoding the file was read in; 4: no null state
 
 
 def parser_key() -> str:

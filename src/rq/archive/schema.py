@@ -50,6 +50,9 @@ CREATE TABLE IF NOT EXISTS changes (
     similarity REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS changes_by_resource ON changes(resource_id, at);
+CREATE TABLE IF NOT EXISTS added_boxes (
+    resource_id TEXT NOT NULL, place INTEGER NOT NULL, at REAL NOT NULL, PRIMARY KEY (resource_id, place)
+);
 """
 
 # Every column that holds a resource id.

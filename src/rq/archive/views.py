@@ -13,7 +13,7 @@ from rq.queue.urls import is_web_url
 class ResourceView:
     id: str  # all 40 hex digits
     short_id: str  # as shown and typed: unambiguous in the queue
-    state: str | None
+    state: str  # "read" or "unread" (no checkbox counts as unread)
     section: str
     title: str
     url: str
@@ -26,6 +26,7 @@ class ResourceView:
     kind: str | None
     extra_links: tuple[str, ...] = ()
     places: list[int] = field(default_factory=list)
+    checkbox: bool = True  # False: listed without a checkbox (unread until `rq done` adds one)
     changed_since_read: bool = False  # marked read, and its page changed since (rq.report.changes)
 
     @property
@@ -57,4 +58,5 @@ def describe(resource: Resource, last: FetchRecord | None, doc) -> ResourceView:
         title=resource.title, url=resource.url, note=resource.note, line_no=resource.line_no, fetch=fetch, reason=reason,
         detail=detail, has_text=has_text, kind=doc["kind"] if doc is not None else None,
         extra_links=resource.extra_links, places=[p.line_no for p in resource.places],
+        checkbox=resource.has_checkbox,
     )

@@ -14,10 +14,11 @@ import typer
 
 from rq.cli import browse, collect, find, mark, topics
 from rq.cli.output import report_failure, stdout
+from rq.cli.usage import RqCommand, RqGroup
 
 app = typer.Typer(
     help="Search and mine a Markdown reading queue.\n\nExample: rq search \"real-time recsys\"",
-    no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
+    cls=RqGroup, no_args_is_help=True, add_completion=True, rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]}, pretty_exceptions_enable=False,
 )
 
@@ -47,17 +48,17 @@ def _unwrapped(doc: str | None) -> str | None:
     return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
 
 
-for command in (collect.ingest, collect.index, browse.status, browse.ls, browse.show, find.search, mark.done,
-                mark.todo, find.next, find.related, topics.clusters, topics.map, browse.health):
+for command in (collect.ingest, collect.index, browse.status, browse.ls, browse.show, browse.open, find.search,
+                mark.done, mark.todo, find.next, find.related, topics.clusters, topics.map, browse.health):
     command.__doc__ = _unwrapped(command.__doc__)
-    app.command(command.__name__)(command)
+    app.command(command.__name__, cls=RqCommand)(command)
 
 
 def main() -> None:
     """Run one command; turn whatever stops it into one line on stderr and an exit code."""
     as_json = "--json" in sys.argv[1:]
     try:
-        code = app(standalone_mode=False)
+        code = app(standalone_mode=False, prog_name="rq")
     except KeyboardInterrupt:
         code = _fail("interrupted; what was done so far is kept", 130, as_json)
     except Exception as exc:

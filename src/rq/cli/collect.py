@@ -107,8 +107,11 @@ def print_index_report(report) -> None:
     from rq.index.passages import cut_line
 
     if report.built:
-        stderr().print(f"index built ({report.reason}): {report.passages} passages of {report.resources} "
-                       f"resources, {report.embedded} embedded, {report.cached} from cache, "
+        extra = "".join(f" + {count} {what}" for count, what in ((report.profiles, "title/note entries"),
+                                                                  (report.windows, "dense windows")) if count)
+        texts = report.embedded + report.cached
+        stderr().print(f"index built ({report.reason}): {report.resources} resources, {report.passages} passages"
+                       f"{extra} = {texts} texts ({report.embedded} embedded now, {report.cached} from cache); "
                        f"{report.vector_index} vectors, {report.seconds:.1f}s")
     else:
         stderr().print(f"index up to date: {report.passages} passages of {report.resources} resources")

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from rq.cli.options import IndexOpt, JsonOpt, QueueOpt, handles_errors, settings_from
+from rq.cli.options import (
+    IndexOpt,
+    JsonOpt,
+    QueueOpt,
+    handles_errors,
+    limit_opt,
+    settings_from,
+)
 from rq.cli.output import Bar, clip, emit_json, one_line, plain, say, state_mark, stdout
 from rq.errors import UsageError
 
@@ -14,16 +21,16 @@ from rq.errors import UsageError
 @handles_errors
 def search(
     query: Annotated[str, typer.Argument(help="What to look for, in your own words.")],
-    k: Annotated[int, typer.Option("-k", help="How many resources to show.")] = 10,
-    section: Annotated[Optional[str], typer.Option(
+    n: limit_opt("How many resources to show (-k works too).", "-k") = 10,
+    section: Annotated[str | None, typer.Option(
         "--section", "-s", help="Only sections whose path contains this text.")] = None,
     unread: Annotated[bool, typer.Option("--unread", help="Only resources not marked read.")] = False,
     read: Annotated[bool, typer.Option("--read", help="Only resources marked read.")] = False,
-    kind: Annotated[Optional[str], typer.Option("--type", help="Only html or pdf documents.")] = None,
+    kind: Annotated[str | None, typer.Option("--type", help="Only html or pdf documents.")] = None,
     mode: Annotated[str, typer.Option("--mode", help="hybrid (default), dense or keyword.")] = "hybrid",
     queue: QueueOpt = None,
     index: IndexOpt = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="Embedding model the index was built with.")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="Embedding model the index was built with.")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Find resources by what their pages say, with the passage that matched.
@@ -35,7 +42,7 @@ def search(
     dense (cosine), keyword (BM25), keyword_share (of the most the query could score), covered
     (share of the query's words in the passage), fused (what the order comes from).
 
-    Example: rq search "real-time recsys" -k 5 --unread
+    Example: rq search "real-time recsys" -n 5 --unread
     """
     from rq.rank.search import Filters
     from rq.rank.search import search as run_search
@@ -47,20 +54,21 @@ def search(
     settings = settings_from(queue=queue, index=index, model=model)
     filters = Filters(section=section, read=True if read else (False if unread else None), kind=kind)
     with Bar("indexing") as bar:
-        response = run_search(settings, query, k=k, mode=mode, filters=filters, notice=say, progress=bar)
+        response = run_search(settings, query, k=n, mode=mode, filters=filters, notice=say, progress=bar)
     if json_out:
         emit_json({"query": response.query, "mode": response.mode, "notices": response.notices,
                    "strong": response.strong, "results": [h.as_dict() for h in response.hits]})
         return
-    print_hits(response)
+    print_hits(response, filtered=bool(section or read or unread or kind))
 
 
-def print_hits(response) -> None:
+def print_hits(response, filtered: bool = False) -> None:
     from rich.text import Text
 
     out = stdout()
     if not response.hits:
-        out.print("no results")
+        out.print(f"no results for '{one_line(response.query)}'" + (" with these filters" if filtered else "")
+                  + "; try other words, or --mode keyword for exact terms")
         return
     if not response.strong:
         out.print(f"no strong match for '{one_line(response.query)}'; the closest:")
@@ -99,8 +107,8 @@ def _highlighted(indent: str, passage: str, spans: list[tuple[int, int]]):
 
 @handles_errors
 def next(
-    n: Annotated[int, typer.Option("-n", help="How many suggestions.")] = 5,
-    section: Annotated[Optional[str], typer.Option(
+    n: limit_opt("How many suggestions.") = 5,
+    section: Annotated[str | None, typer.Option(
         "--section", "-s", help="Only sections whose path contains this text.")] = None,
     queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False,
 ) -> None:
@@ -120,7 +128,7 @@ def next(
 @handles_errors
 def related(
     ref: Annotated[str, typer.Argument(help="A resource id (or prefix), a URL from the queue, or free text.")],
-    n: Annotated[int, typer.Option("-n", help="How many resources.")] = 5,
+    n: limit_opt("How many resources.") = 5,
     text: Annotated[bool, typer.Option("--text", help="Treat REF as text even if it looks like an id.")] = False,
     queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False,
 ) -> None:

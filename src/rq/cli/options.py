@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any
 
 import typer
 
 from rq.cli.output import report_failure
 from rq.errors import RqError
 
-QueueOpt = Annotated[Optional[Path], typer.Option(
+QueueOpt = Annotated[Path | None, typer.Option(
     "--queue", "-q", help="Markdown queue file (default: RQ_QUEUE, configs/rq.toml, else the embedded sample).",
     show_default=False)]
-IndexOpt = Annotated[Optional[Path], typer.Option(
+IndexOpt = Annotated[Path | None, typer.Option(
     "--index", help="Index folder (default: one per queue; see `rq status`).", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+# -n on every command that answers with a list; `rq search` also keeps its first spelling, -k.
+LimitOpt = Annotated[int | None, typer.Option(
+    "-n", "--limit", min=1, metavar="N", help="Show at most N (default: all).", show_default=False)]
+
+
+def limit_opt(what: str, *aliases: str):
+    """-n / --limit N with its own help text (``what``: "How many resources to show.")."""
+    return Annotated[int, typer.Option("-n", "--limit", *aliases, min=1, metavar="N", help=what)]
 
 
 def settings_from(**flags: Any):

@@ -64,7 +64,10 @@ def report_failure(message: str, code: int, as_json: bool) -> None:
         emit_json({"error": {"code": code, "message": one_line(message)}})
 
 
-def state_mark(state: str | None) -> str:
+def state_mark(state: str | None, checkbox: bool = True) -> str:
+    """[x] read, [ ] unread, and " · " for an item listed without a checkbox (unread too)."""
+    if not checkbox and state != "read":
+        return " · "
     return {"read": "[x]", "unread": "[ ]"}.get(state or "", " · ")
 
 
@@ -99,7 +102,7 @@ class Bar:
                                  transient=False)
         self.task = None
 
-    def __enter__(self) -> "Bar":
+    def __enter__(self) -> Bar:
         self.progress.__enter__()
         return self
 

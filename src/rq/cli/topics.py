@@ -7,44 +7,46 @@ from typing import Annotated
 
 import typer
 
-from rq.cli.options import IndexOpt, JsonOpt, QueueOpt, handles_errors, settings_from
-from rq.cli.output import emit_json, one_line, say, stderr, stdout
+from rq.cli.options import IndexOpt, JsonOpt, QueueOpt, handles_errors, limit_opt, settings_from
+from rq.cli.output import Bar, emit_json, one_line, say, stderr, stdout
 
 KOpt = Annotated[str, typer.Option("--k", help="Number of clusters, or auto.")]
-MEMBERS_SHOWN = 3  # titles listed per cluster in text; --json lists every member's id
 
 
 @handles_errors
-def clusters(k: KOpt = "auto", queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False) -> None:
+def clusters(k: KOpt = "auto", limit: limit_opt("How many member titles each cluster lists (--json: all ids).") = 3,
+             queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False) -> None:
     """Group resources by content, name the groups, and audit the queue's own sections.
 
-    Suggestions only: the queue file is not touched.
+    Suggestions only: the queue file is not touched. Each cluster lists its most central
+    members first (-n of them), then how many more.
 
     Example: rq clusters --k auto
     """
     from rq.rank.topics.report import cluster_report, parse_k
 
-    report = cluster_report(settings_from(queue=queue, index=index), parse_k(k))
+    with Bar("indexing") as bar:
+        report = cluster_report(settings_from(queue=queue, index=index), parse_k(k), progress=bar)
     for notice in report.notices:
         say(notice)
     if json_out:
         emit_json(report.as_dict())
         return
-    print_clusters(report)
+    print_clusters(report, limit)
 
 
 def _section(path) -> str:
     return one_line(" / ".join(path)) if path else "(before the first heading)"
 
 
-def _members(members: list[tuple[str, str]]) -> str:
-    """The first MEMBERS_SHOWN titles, most central first, then how many more."""
-    shown = "; ".join(one_line(title) for _, title in members[:MEMBERS_SHOWN])
-    rest = len(members) - MEMBERS_SHOWN
+def _members(members: list[tuple[str, str]], limit: int) -> str:
+    """The first ``limit`` titles, most central first, then how many more."""
+    shown = "; ".join(one_line(title) for _, title in members[:limit])
+    rest = len(members) - limit
     return shown + (f"; and {rest} more" if rest > 0 else "")
 
 
-def print_clusters(report) -> None:
+def print_clusters(report, limit: int = 3) -> None:
     from rich.table import Table
 
     out, audit = stdout(), report.audit
@@ -53,7 +55,7 @@ def print_clusters(report) -> None:
     for c in audit.clusters:
         home = f"mostly {_section(c.section)} ({c.share:.0%})" if c.section is not None else "no dominant section"
         out.print(f"  [{c.cluster}] {one_line(', '.join(c.words)) or '(unnamed)'}: {c.size} items, {home}")
-        out.print(f"      {_members(report.members(c.cluster))}")
+        out.print(f"      {_members(report.members(c.cluster), limit)}")
     table = Table(title="sections x clusters", box=None, title_justify="left")
     table.add_column("section")
     for c in audit.clusters:
@@ -105,7 +107,9 @@ def map(
     """
     from rq.rank.topics.report import parse_k, write_collection_map
 
-    info = write_collection_map(settings_from(queue=queue, index=index), out, color_by=color, k=parse_k(k))
+    with Bar("indexing") as bar:
+        info = write_collection_map(settings_from(queue=queue, index=index), out, color_by=color, k=parse_k(k),
+                                    progress=bar)
     for notice in info["notices"]:
         say(notice)
     if json_out:

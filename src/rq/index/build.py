@@ -46,12 +46,14 @@ class IndexReport:
     reason: str
     passages: int
     resources: int
-    embedded: int  # passages embedded in this run
-    cached: int  # passages whose vectors came from the cache
+    embedded: int  # texts embedded in this run: passages, title/note entries and dense windows
+    cached: int  # texts whose vectors came from the cache
     vector_index: str
     seconds: float
     # Resources cut to max_passages_per_resource: id, short_id, title, kept, total, estimated.
     cut: list[dict] = field(default_factory=list)
+    profiles: int = 0  # title/note entries embedded beside the passages, one per resource
+    windows: int = 0  # dense windows (dense_window_words) embedded beside the passages
 
 
 def content_key(queue: Queue, archive: Archive, settings: Settings, model_id: str) -> str:
@@ -210,7 +212,8 @@ def _build(location: Location, queue: Queue, archive: Archive, settings: Setting
             key, generation, len(rows), len(queue.resources), staged.kind, time.time(), vectors_key(embedder),
             getattr(embedder, "export_key", ""), integrity.record_files(folder, index_files(folder))))
     return IndexReport(str(folder), True, reason, len(rows), len(queue.resources),
-                       embedded, len(rows) + len(profile_rows) + len(windows) - embedded, staged.kind, 0.0, cuts)
+                       embedded, len(rows) + len(profile_rows) + len(windows) - embedded, staged.kind, 0.0, cuts,
+                       len(profile_rows), len(windows))
 
 
 def ensure_index(settings: Settings, notice: Callable[[str], None] | None, progress=None, embedder=None):

@@ -28,7 +28,7 @@ from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from rq.errors import NotFoundError, QueueError, RqError
 from rq.files import TMP_PREFIX, replace_keeping_old, write_temp
@@ -55,6 +55,10 @@ class EditResult:
     changed: bool
     lines: list[int]  # 1-based line numbers touched
     warnings: list[str] = field(default_factory=list)
+    # Places (their order among the resource's places) where a checkbox was added to an item that
+    # had none, or taken away again: `rq todo` gives such an item back its own line.
+    boxes_added: list[int] = field(default_factory=list)
+    boxes_removed: list[int] = field(default_factory=list)
 
 
 def box_style(queue: Queue) -> tuple[str, str]:
@@ -69,8 +73,9 @@ def box_style(queue: Queue) -> tuple[str, str]:
             unread.most_common(1)[0][0] if unread else "[ ]")
 
 
-def _retick(queue: Queue, item: Item, state: str, style: tuple[str, str]) -> str | None:
-    """The item's line with its checkbox set to ``state``, or None when nothing changes."""
+def _retick(queue: Queue, item: Item, state: str, style: tuple[str, str], unbox: bool = False) -> str | None:
+    """The item's line with its checkbox set to ``state``, or None when nothing changes.
+    ``unbox``: rq added this item's box, so unticking takes the box (and the space after it) away."""
     line = queue.lines[item.line_no - 1]
     ticked, empty = style
     if item.box_span:
@@ -78,6 +83,8 @@ def _retick(queue: Queue, item: Item, state: str, style: tuple[str, str]) -> str
         current = "read" if item.state == "read" else "unread"
         if current == state:
             return None
+        if state == "unread" and unbox:
+            return line[:start] + line[end + 1 if line[end:end + 1] == " " else end:]
         return line[:start] + (ticked if state == "read" else empty) + line[end:]
     if state == "unread":
         return None  # no checkbox already means "not read"
@@ -88,8 +95,10 @@ def _retick(queue: Queue, item: Item, state: str, style: tuple[str, str]) -> str
     return line[:at] + ticked + " " + line[at:]
 
 
-def apply_state(queue: Queue, url: str, state: str) -> tuple[bytes, list[int], Resource]:
-    """New file bytes with every place of the resource at ``url`` set to ``state``."""
+def apply_state(queue: Queue, url: str, state: str,
+                unbox: frozenset[int] = frozenset()) -> tuple[bytes, list[int], Resource]:
+    """New file bytes with every place of the resource at ``url`` set to ``state``; the places
+    numbered in ``unbox`` lose the checkbox rq gave them instead of being unticked."""
     wanted = normalize_url(url)
     resource = next((r for r in queue.resources if normalize_url(r.url) == wanted), None)
     if resource is None:
@@ -97,8 +106,8 @@ def apply_state(queue: Queue, url: str, state: str) -> tuple[bytes, list[int], R
     style = box_style(queue)
     lines = list(queue.lines)
     touched = []
-    for item in resource.places:
-        new_line = _retick(queue, item, state, style)
+    for place, item in enumerate(resource.places):
+        new_line = _retick(queue, item, state, style, unbox=place in unbox)
         if new_line is not None:
             lines[item.line_no - 1] = new_line
             touched.append(item.line_no)
@@ -158,12 +167,12 @@ def _settled_read(target: Path, expected: bytes | None) -> bytes:
 
 
 def _commit(target: Path, path: Path, raw: bytes, url: str, state: str,
-            warnings: list[str]) -> tuple[list[int], Resource]:
+            warnings: list[str], unbox: frozenset[int]) -> tuple[list[int], Resource]:
     """Tick the item in the file, applied to whatever the file holds at the instant rq's text
     takes its place, so what another program saved meanwhile stays. Returns the lines changed
     (none when the file already said so) and the resource."""
     for _ in range(_MAX_REDOS + 1):
-        new_raw, lines, resource = _ticked(raw, path, url, state)
+        new_raw, lines, resource = _ticked(raw, path, url, state, unbox)
         if resource is None:
             raise RqError(f"{url} is no longer in the queue file; nothing was written")
         if new_raw == raw:
@@ -237,14 +246,15 @@ def _undo_if_displaced(target: Path, replaced: Path, data: bytes, expected: byte
     return _settled_read(target, held)
 
 
-def _ticked(raw: bytes, path: Path, url: str, state: str) -> tuple[bytes, list[int], Resource | None]:
+def _ticked(raw: bytes, path: Path, url: str, state: str,
+            unbox: frozenset[int]) -> tuple[bytes, list[int], Resource | None]:
     """``raw`` with the item at ``url`` set to ``state``; ``raw`` itself, and no resource, when the
     item is no longer there."""
     queue = parse_queue(raw, path)
     wanted = normalize_url(url)
     if not any(normalize_url(r.url) == wanted for r in queue.resources):
         return raw, [], None
-    return apply_state(queue, url, state)
+    return apply_state(queue, url, state, unbox)
 
 
 def _file_warnings(path: Path, target: Path, queue: Queue) -> list[str]:
@@ -272,16 +282,25 @@ def _read_and_resolve(target: Path, path: Path, ref: str) -> tuple[bytes, Queue,
     return settled, queue, resolve_resource(queue, ref)
 
 
-def set_state(path: Path, ref: str, state: str) -> EditResult:
-    """Mark the resource named by ``ref`` (id, prefix or URL) read or unread in the file at ``path``."""
+def set_state(path: Path, ref: str, state: str,
+              boxes_rq_added: Callable[[str], set[int]] | None = None) -> EditResult:
+    """Mark the resource named by ``ref`` (id, prefix, URL or part of a title) read or unread in
+    the file at ``path``. ``boxes_rq_added(id)``: the places whose checkbox rq added (the archive
+    remembers them), which unticking removes, so the line is as the user wrote it."""
     if state not in ("read", "unread"):
         raise ValueError(state)
     target = Path(os.path.realpath(path))  # a symlinked queue stays a symlink: write its target
     with _queue_lock(target):
         raw, queue, resource = _read_and_resolve(target, path, ref)
-        _, touched, resource = apply_state(queue, resource.url, state)
+        unbox = frozenset(boxes_rq_added(resource.id)) if boxes_rq_added and state == "unread" else frozenset()
+        _, touched, before = apply_state(queue, resource.url, state, unbox)
         if not touched:
-            return EditResult(resource, state, False, [], [])
+            return EditResult(before, state, False, [], [])
         warnings = _file_warnings(path, target, queue)
-        lines, resource = _commit(target, path, raw, resource.url, state, warnings)
-    return EditResult(resource, state, bool(lines), lines, warnings)
+        lines, resource = _commit(target, path, raw, before.url, state, warnings, unbox)
+    result = EditResult(resource, state, bool(lines), lines, warnings)
+    if lines and state == "read":
+        result.boxes_added = [i for i, item in enumerate(before.places) if item.box_span is None]
+    elif lines:
+        result.boxes_removed = [i for i, item in enumerate(before.places) if i in unbox and item.box_span]
+    return result

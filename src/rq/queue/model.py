@@ -33,7 +33,7 @@ class Resource:
     title: str
     note: str
     section_path: tuple[str, ...]
-    state: str | None
+    state: str  # "read" when any place is ticked, else "unread" (an item with no checkbox is unread)
     line_no: int
     extra_links: tuple[str, ...]
     places: list[Item] = field(default_factory=list)
@@ -42,6 +42,10 @@ class Resource:
     @property
     def section(self) -> str:
         return " / ".join(self.section_path)
+
+    @property
+    def has_checkbox(self) -> bool:
+        return any(place.box_span for place in self.places)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ _ITEM = re.compile(
     r"(?P<box>\[(?: |x|X|)\](?=[ \t]|$))?"
 )
 _BARE_BOX = re.compile(r"^(?P<indent>[ \t]*)(?P<box>\[(?: |x|X|)\])(?=[ \t]|$)")
-_HTML_LI = re.compile(r"^[ \t]*<li\b", re.I)
+_HTML_LI = re.compile(r"^[ \t]*<li\b", re.IGNORECASE)
 _HTML_BLOCK = re.compile(r"^[ \t]*</?[A-Za-z][A-Za-z0-9-]*(?=[\s/>]|$)")  # a tag, not an autolink
 _COMMENT_OPEN, _COMMENT_CLOSE = "<!--", "-->"
 # A title, a note or a link is a line of a list; a megabyte of one is a broken or hostile file,
@@ -304,13 +304,13 @@ class _Parser:
             if existing is None:
                 by_key[key] = Resource(
                     id=resource_id(item.url, key), url=item.url, title=item.title, note=item.note,
-                    section_path=item.section_path, state=item.state, line_no=item.line_no,
+                    section_path=item.section_path, state=item.state or "unread", line_no=item.line_no,
                     extra_links=item.extra_links, places=[item],
                 )
                 continue
             existing.places.append(item)
-            if item.state == "read" or existing.state is None:
-                existing.state = item.state or existing.state
+            if item.state == "read":
+                existing.state = "read"
             self.warnings.append(ParseWarning(
                 item.line_no, f"same link as line {existing.line_no} ({item.url}); kept as one resource"))
         return list(by_key.values())

@@ -12,6 +12,7 @@ from typing import Callable
 
 from rq.archive.views import describe
 from rq.errors import UsageError
+from rq.queue.resolve import check_section
 from rq.rank.engine import MODES, SearchEngine
 from rq.rank.snippets import hit_snippets
 from rq.settings import Settings
@@ -91,6 +92,7 @@ def search_with(engine: SearchEngine, query: str, k: int = 10, mode: str = "hybr
     """One query against an engine already open: what `rq search` runs once, and a warm process
     (or a benchmark) runs many times."""
     query, filters = _checked(query, k, mode, filters)
+    check_section(engine.queue, filters.section)
     notices = list(engine.notices)
     ranked = engine.rank(query, mode)
     hits = _resource_hits(engine, ranked, query, k, filters)
@@ -111,7 +113,7 @@ def _checked(query: str, k: int, mode: str, filters: Filters | None) -> tuple[st
     if mode not in MODES:
         raise UsageError(f"--mode {mode}: use one of {', '.join(MODES)}")
     if k < 1:
-        raise UsageError("-k must be at least 1")
+        raise UsageError("-n must be at least 1")
     # Bytes that were not UTF-8 (a shell argument) reach the tokenizer as U+FFFD.
     return scrub(query), filters or Filters()
 

@@ -37,11 +37,12 @@ class PassagePair:
 class ReadSession:
     """The queue as parsed now, the archive, and one vector per resource from the index."""
 
-    def __init__(self, settings: Settings, notices: list[str], embedder=None):
+    def __init__(self, settings: Settings, notices: list[str], embedder=None, progress=None):
         self.settings = settings
         self.notices = notices
         self._embedder = embedder
-        self.location, self.queue = ensure_index(settings, notices.append, embedder=embedder)
+        # progress(done, total, what): the bar of an index build this session has to wait for.
+        self.location, self.queue = ensure_index(settings, notices.append, progress, embedder=embedder)
         self.archive = open_archive_to_read(self.location.index_dir, self.location.queue_key)
         manifest = read_manifest(self.location.index_dir)
         self.model_id = manifest.model

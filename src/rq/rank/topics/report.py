@@ -92,12 +92,12 @@ def _heading_vectors(lib: ReadSession) -> dict[tuple, np.ndarray]:
 
 
 def cluster_report(settings: Settings, k: int | str = "auto", method: str | None = None,
-                   embedder=None) -> TopicReport:
+                   embedder=None, progress=None) -> TopicReport:
     from rq.rank.topics.audit import audit
     from rq.rank.topics.clusters import DEFAULT_METHOD
 
     notices: list[str] = []
-    lib = ReadSession(settings, notices, embedder)
+    lib = ReadSession(settings, notices, embedder, progress)
     try:
         if not lib.ids:
             raise UsageError("the queue has no resources to cluster")
@@ -113,20 +113,21 @@ def cluster_report(settings: Settings, k: int | str = "auto", method: str | None
 
 
 def write_collection_map(settings: Settings, out: Path, color_by: str = "section", k: int | str = "auto",
-                         embedder=None) -> dict:
+                         embedder=None, progress=None) -> dict:
     from rq.rank.topics.clusters import DEFAULT_METHOD
     from rq.rank.topics.mapview import project, write_map
 
     if color_by not in ("section", "cluster"):
         raise UsageError("--color takes section or cluster")
     notices: list[str] = []
-    lib = ReadSession(settings, notices, embedder)
+    lib = ReadSession(settings, notices, embedder, progress)
     try:
         clustering = _clustering(lib, k, DEFAULT_METHOD)
         names = _names(lib, clustering.labels)
         projection = project(lib.vectors)
         write_map(out, projection.points, [r.title for r in lib.resources], [r.section for r in lib.resources],
-                  [r.url for r in lib.resources], [r.state for r in lib.resources], clustering.labels, names,
+                  [r.url for r in lib.resources],
+                  [r.state if r.has_checkbox else None for r in lib.resources], clustering.labels, names,
                   color_by=color_by, heading=f"{lib.location.queue_path.name}: {len(lib.ids)} resources")
         return {"out": str(out), "resources": len(lib.ids), "projection": projection.method,
                 "clusters": clustering.k, "notices": notices}
