@@ -18,6 +18,13 @@ related: for every item in such a section, the share of its 5 related items
 recency: half of section A read a year ago, half of section B yesterday; the
   held-out part of B should lead (hit@5 / nDCG@10 against B).
 
+Shipped path: the default row above is built from the scoring and MMR functions; the rows
+"shipped: ..." call ``rank_next`` itself with the shipped defaults, near-duplicate threshold
+included (rq.rank.suggest.evidence). A suggestion is only sunk as "the same story" as a read
+item when both have their page archived; these lists have no pages, so "shipped: as rq sees
+these lists" is what `rq next` does on them, and "shipped: near-duplicates on title vectors"
+applies the threshold to every row anyway, to show what sinking would cost if it did.
+
 Choosing: the scorer with the best pooled hit@5 + nDCG@10 without MMR (checked
 leave-one-list-out and request by request); then, for it, the MMR settings with
 lambda <= 0.5 (where an exact copy of a suggestion can no longer outrank a distinct
@@ -52,6 +59,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from rq.rank.suggest import evidence  # noqa: E402
 from rq.rank.suggest import recommend as rec  # noqa: E402
 from rq.rank.suggest import relevance as scoring  # noqa: E402
 from rq.rank.suggest import svm  # noqa: E402
@@ -175,6 +183,13 @@ def make_requests(labels: np.ndarray, splits: int, list_no: int) -> list[tuple[i
     return requests
 
 
+def shipped_variants(n: int) -> dict[str, np.ndarray]:
+    """``rank_next`` as `rq next` calls it, by which rows count as having their page archived."""
+    t = evidence.DEFAULT_NEAR_DUPLICATE
+    return {f"shipped: as rq sees these lists (no pages; near-dup {t:g})": np.zeros(n, dtype=bool),
+            f"shipped: near-duplicates on title vectors (every row; near-dup {t:g})": np.ones(n, dtype=bool)}
+
+
 def method_names(full: bool) -> list[str]:
     if not full:
         return list(dict.fromkeys(["centroid", "maxsim", "contrast", "svm", default_method()]))
@@ -250,6 +265,10 @@ def run_next(vectors, texts, labels, list_no, splits, full: bool):
         for name, lam, floor in grid:
             top = rec.diversify(vectors, cand, table[name][cand], 10, lam, floor)
             add(mmr_key(name, lam, floor), top, relevant)
+        for key, with_page in shipped_variants(len(read)).items():
+            got = rec.rank_next(vectors, read, ~read, k=10, near_duplicate=evidence.DEFAULT_NEAR_DUPLICATE,
+                                with_page=with_page)
+            add(key, got.indices, relevant)
         rng = np.random.default_rng([list_no, 999, r_no])
         add("random", rng.permutation(cand)[:10], relevant)
         add("queue order", cand[:10], relevant)
@@ -424,7 +443,9 @@ def print_sweep(per_list: dict[str, dict], keys: list[str], title: str) -> list[
 
 def report_next(per_list: dict[str, dict], tag: str, full: bool) -> None:
     keys = list(next(iter(per_list.values())))
-    methods = [k for k in keys if " | mmr" not in k]
+    shipped = [k for k in keys if k.startswith("shipped: ")]
+    methods = [k for k in keys if " | mmr" not in k and k not in shipped]
+    print_sweep(per_list, [default_key(), *shipped], f"rank_next as shipped beside the default row, {tag}")
     ranked = print_sweep(per_list, methods, f"Scorers without MMR, {tag}; best pooled (hit@5 + nDCG@10) first")
     mmr = [k for k in keys if " | mmr" in k]
     print_sweep(per_list, mmr, f"MMR (lambda x floor), {tag}")

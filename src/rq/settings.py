@@ -109,6 +109,9 @@ class Settings:
     recommend_method: str = "svm"
     mmr_lambda: float = 0.3  # 1.0: no diversity re-ranking
     read_half_life_days: float = 60.0  # a read this old counts half as much as one today
+    # A suggestion whose page is this alike (cosine of page vectors) to a read page is the same story: marked
+    # and ranked after new material; `rq related` marks it. Chosen on labelled pairs: benchmarks/bench_near_dup.py.
+    near_duplicate_cosine: float = 0.80
 
     def __post_init__(self) -> None:
         for name in _FIELDS:
@@ -172,6 +175,8 @@ RULES: dict[str, Choice | Range] = {
     "prf_terms": Range(1, 100), "rm3_weight": Range(0, 1), "rocchio_weight": Range(0, 4),
     "recommend_method": Choice(RECOMMEND_METHODS, combinable=True),
     "mmr_lambda": Range(0, 1), "read_half_life_days": _POSITIVE,
+    # Below 0.5 two different articles on one topic are common (bench_near_dup.py); 1: exact copies only.
+    "near_duplicate_cosine": Range(0.5, 1),
 }
 _KIND = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text"}
 _FIELDS = {f.name: f for f in fields(Settings)}

@@ -163,7 +163,18 @@ def print_answer(answer, json_out: bool) -> None:
         head.append(f"  {state_mark(s.state)} {s.short_id}  {standing}".rstrip(), style="dim")
         out.print(head)
         out.print(f"    {one_line(s.section) or '(no section)'} | {one_line(s.url)}", style="dim")
-        if s.because:
+        if s.same_story_as:
+            # Said first: a repeat of something read is the one thing about it that matters.
+            story = s.same_story_as
+            after = ", so it comes after new material" if s.evidence else ""
+            out.print(f"    same story as {one_line(story.title)} ({story.short_id}, {story.similarity:.2f}){after}",
+                      style="bold")
+        if s.evidence == "weak":
+            closest = max(s.because, key=lambda b: b.similarity, default=None)
+            what = (f"the closest thing you read, {one_line(closest.title)} ({closest.similarity:.2f}), is barely "
+                    "like it" if closest else "nothing you read is like it")
+            out.print(f"    weak evidence: {what}: this is one of your unread items, not a match to what you read")
+        elif s.because:
             out.print("    because you read: "
                       + "; ".join(f"{one_line(b.title)} ({b.similarity:.2f})" for b in s.because))
         if s.pair:

@@ -80,6 +80,39 @@ class ReadSession:
     def mask(self, keep: Callable[[Resource], bool]) -> np.ndarray:
         return np.array([r is not None and keep(r) for r in self.resources], dtype=bool)
 
+    def with_page(self) -> np.ndarray:
+        """Which rows have their page's text archived (their vector is more than a title and note)."""
+        archived = self.archive.text_shas()
+        return np.array([rid in archived for rid in self.ids], dtype=bool)
+
+    def page_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each row's page alone, without its title and note, and which rows have one.
+
+        A resource vector is the unit mean of its profile vector p and its unit page vector g
+        (rq.index.resources), so g = 2 (v.p) v - p: the page comes back exactly from the stored
+        vector v and p, which the vector cache holds. Two parts of a series share a title, not a
+        page; "the same story" is a question about pages (benchmarks/bench_near_dup.py).
+        """
+        from rq.index.chunk import passage_hash
+        from rq.index.passages import profile_text
+
+        paged = self.with_page() & np.array([r is not None for r in self.resources], dtype=bool)
+        rows = np.flatnonzero(paged)
+        hashes = [passage_hash(profile_text(self.resources[i])) for i in rows]
+        cache = self.cached_vectors(list(set(hashes)))
+        known = np.array([h in cache for h in hashes], dtype=bool)
+        paged[rows[~known]] = False  # no profile vector (not expected): the page cannot be told apart
+        rows = rows[known]
+        out = self.vectors.copy()
+        if len(rows):
+            p = np.array([np.frombuffer(cache[h], dtype=np.float32) for h, k in zip(hashes, known) if k])
+            v = self.vectors[rows]
+            dot = np.sum(v * p, axis=1, keepdims=True)
+            g = 2.0 * dot * v - p
+            out[rows] = g / np.maximum(np.linalg.norm(g, axis=1, keepdims=True), 1e-12)
+            paged[rows[dot[:, 0] > 0.9999]] = False  # a document with no text passages: v is p
+        return out, paged
+
     def passages(self, resource_id: str) -> tuple[list[str], np.ndarray]:
         rows = self.archive.passages_of(resource_id)
         cache = self.cached_vectors([r["hash"] for r in rows])

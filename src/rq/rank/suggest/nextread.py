@@ -3,6 +3,10 @@
 Read state comes from the Markdown file at the moment of the call, so a `rq done`
 shows in the very next answer with no re-embedding: the resource vectors were
 computed at index time and do not depend on what is read.
+
+Each suggestion says what its evidence is worth (rq.rank.suggest.evidence): ``same_story_as``
+names the read resource (next) or the reference (related) it nearly repeats, and ``evidence`` is
+"weak" when the closest read resource is too little alike to explain a suggestion.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from rq.queue.model import Queue, Resource
 from rq.queue.resolve import resolve_resource
 from rq.queue.urls import is_web_url
 from rq.rank.session import PassagePair, ReadSession
+from rq.rank.suggest.evidence import is_weak
 from rq.settings import Settings
 from rq.words import scrub
 
@@ -46,11 +51,16 @@ class Suggestion:
     pair: PassagePair | None = None
     # next: the percentage of unread candidates scoring as high or higher (1: the very top of 100)
     top_percent: int | None = None
+    # next: the read resource this nearly repeats; related: the reference, when this nearly repeats it
+    same_story_as: Link | None = None
+    # next: "strong", or "weak" when no read resource is much like it; None for a fallback and related
+    evidence: str | None = None
 
     def as_dict(self) -> dict:
         data = dict(self.__dict__)
         data["because"] = [b.__dict__ for b in self.because]
         data["pair"] = self.pair.__dict__ if self.pair else None
+        data["same_story_as"] = self.same_story_as.__dict__ if self.same_story_as else None
         return data
 
 
@@ -81,16 +91,21 @@ def next_reads(settings: Settings, n: int = 5, section: str | None = None, embed
             where = f" in sections matching {section!r}" if section else ""
             raise NotFoundError(f"nothing unread{where}")
         weights = recency_weights(lib.read_times(), time.time(), settings.read_half_life_days)
+        pages, with_page = lib.page_vectors()
         rec = rank_next(lib.vectors, read, candidates, read_weights=weights[read],
-                        method=settings.recommend_method, mmr_lambda=settings.mmr_lambda, k=n)
+                        method=settings.recommend_method, mmr_lambda=settings.mmr_lambda, k=n,
+                        near_duplicate=settings.near_duplicate_cosine, pages=pages, with_page=with_page)
         suggestions = []
-        for rank, (row, score, because) in enumerate(zip(rec.indices, rec.scores, rec.because or
-                                                          [[]] * len(rec.indices)), start=1):
-            s = _suggestion(lib, rank, int(row), score)
+        for rank, row in enumerate(rec.indices, start=1):
+            s = _suggestion(lib, rank, int(row), rec.scores[rank - 1])
             if len(rec.top_percent):
                 s.top_percent = int(rec.top_percent[rank - 1])
-            s.because = [Link(lib.ids[r], lib.resources[r].short_id, lib.resources[r].title, round(float(sim), 4))
-                         for r, sim in because]
+            if rec.because:
+                s.because = [_link(lib, r, sim) for r, sim in rec.because[rank - 1]]
+            if rec.same_story and rec.same_story[rank - 1]:
+                s.same_story_as = _link(lib, *rec.same_story[rank - 1])
+            if rec.fallback is None:
+                s.evidence = "weak" if is_weak(max((b.similarity for b in s.because), default=None)) else "strong"
             if s.because:
                 s.pair = lib.pair(s.id, s.because[0].id)
             suggestions.append(s)
@@ -102,6 +117,11 @@ def next_reads(settings: Settings, n: int = 5, section: str | None = None, embed
 def _suggestion(lib: ReadSession, rank: int, row: int, score: float) -> Suggestion:
     r = lib.resources[row]
     return Suggestion(rank, r.id, r.short_id, r.title, r.section, r.url, r.state, round(float(score), 4))
+
+
+def _link(lib: ReadSession, row: int, similarity: float) -> Link:
+    r = lib.resources[row]
+    return Link(r.id, r.short_id, r.title, round(float(similarity), 4))
 
 
 _HEX = re.compile(r"[0-9a-f]{1,40}")
@@ -126,10 +146,16 @@ def related_to(settings: Settings, ref: str, n: int = 5, as_text: bool = False, 
             exclude = None
             query = lib.embedder.encode_query(ref.strip()).astype(np.float32)
         rows, scores = related(lib.vectors, query, exclude=exclude, k=n)
+        pages, with_page = lib.page_vectors() if resource is not None else (None, None)
         suggestions = []
         for rank, (row, score) in enumerate(zip(rows, scores), start=1):
             s = _suggestion(lib, rank, int(row), score)
             s.pair = lib.pair(s.id, resource.id) if resource else _text_pair(lib, s.id, ref, query)
+            if pages is not None and with_page[exclude] and with_page[row]:
+                # A mark, not a re-ranking: asked what is near a resource, its near-copies are the answer.
+                same = float(pages[row] @ pages[exclude])
+                if same >= settings.near_duplicate_cosine:
+                    s.same_story_as = _link(lib, exclude, same)
             suggestions.append(s)
         method = f"nearest to {resource.short_id}" if resource else "nearest to the text"
         return Answer(suggestions, method, None, notices)

@@ -18,7 +18,10 @@ turns them into a relevance for every row (rq.rank.suggest.relevance):
 The most relevant rows are then re-ranked by maximal marginal relevance whose
 redundancy term only counts cosines above a floor, so the first suggestions are
 not near-copies of one another, yet are not spread over unrelated topics either.
-Each suggestion names the read resources most similar to it. With nothing read,
+A candidate that is the same story as a read row (cosine at or above ``near_duplicate``, e.g.
+one article from two outlets) is not new material: it is ranked after every other candidate and
+flagged, never dropped (rq.rank.suggest.evidence). Each suggestion names the read resources most
+similar to it. With nothing read,
 the suggestions are the rows most central to the largest topic (rq.rank.suggest.centrality),
 flagged as such. The defaults were chosen on six real reading lists with their
 sections as hidden labels (benchmarks/bench_recommend.py).
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rq.rank.suggest.centrality import central_scores
+from rq.rank.suggest.evidence import DEFAULT_NEAR_DUPLICATE, same_story
 from rq.rank.suggest.relevance import parse_method, score
 from rq.rank.suggest.svm import DEFAULT_SVM_C
 
@@ -63,6 +67,8 @@ class Recommendation:
     # Per suggestion, where its relevance stands among all the candidates: the percentage of them
     # scoring as high or higher (1: at the top of 100 candidates). Empty when there is no score.
     top_percent: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # Per suggestion: (read row, cosine) when it is the same story as that read row, else None.
+    same_story: list[tuple[int, float] | None] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- public API
@@ -87,7 +93,9 @@ def recency_weights(read_times: np.ndarray, now: float, half_life_days: float) -
 def rank_next(vectors: np.ndarray, read: np.ndarray, candidates: np.ndarray,
               read_weights: np.ndarray | None = None, method: str = DEFAULT_METHOD,
               mmr_lambda: float = DEFAULT_MMR_LAMBDA, k: int = 5,
-              svm_c: float = DEFAULT_SVM_C, mmr_floor: float = DEFAULT_MMR_FLOOR) -> Recommendation:
+              svm_c: float = DEFAULT_SVM_C, mmr_floor: float = DEFAULT_MMR_FLOOR,
+              near_duplicate: float = DEFAULT_NEAR_DUPLICATE, pages: np.ndarray | None = None,
+              with_page: np.ndarray | None = None) -> Recommendation:
     """The ``k`` candidate rows to read next, most relevant first, diversified.
 
     ``read`` and ``candidates`` are boolean masks over the rows; a read row is never
@@ -95,7 +103,10 @@ def rank_next(vectors: np.ndarray, read: np.ndarray, candidates: np.ndarray,
     e.g. from :func:`recency_weights`; None weighs all reads the same. With nothing
     read, the suggestions come from :func:`central_scores` and are flagged.
     ``mmr_lambda`` and ``mmr_floor`` shape the diversification (see :func:`diversify`);
-    ``mmr_lambda`` 1.0 turns it off.
+    ``mmr_lambda`` 1.0 turns it off. Candidates whose page's cosine to a read row's page is at
+    least ``near_duplicate`` come after all others (above 1.0: none do): ``pages`` holds each
+    row's page vector (None: ``vectors``), and only rows in ``with_page`` have one (None: no row,
+    so nothing is sunk).
     """
     vectors, read, candidates = _check(vectors, read, candidates)
     parts = parse_method(method)
@@ -107,10 +118,21 @@ def rank_next(vectors: np.ndarray, read: np.ndarray, candidates: np.ndarray,
             return _fallback(vectors, cand, k, mmr_lambda, mmr_floor)
         weights = _read_weights(read, read_weights)
         relevance = score(vectors, read, weights, parts, cand, svm_c=svm_c)
-        picked = diversify(vectors, cand, relevance[cand], k, mmr_lambda, mmr_floor)
+        paged = np.zeros(len(vectors), dtype=bool) if with_page is None else with_page
+        repeat, story_row, story_sim = same_story(vectors if pages is None else pages, read, cand,
+                                                  near_duplicate, paged)
+        # New material first, diversified as usual; repeats of what was read only fill what is left.
+        picked = diversify(vectors, cand[~repeat], relevance[cand[~repeat]], k, mmr_lambda, mmr_floor)
+        if len(picked) < k and repeat.any():
+            rest = diversify(vectors, cand[repeat], relevance[cand[repeat]], k - len(picked), mmr_lambda,
+                             mmr_floor)
+            picked = np.concatenate([picked, rest])
         because = explain(vectors, read, weights, picked)
+    where = {int(row): i for i, row in enumerate(cand)}
+    stories = [(int(story_row[where[int(p)]]), float(story_sim[where[int(p)]])) if repeat[where[int(p)]] else None
+               for p in picked]
     return Recommendation(picked, relevance[picked], because, method,
-                          top_percent=standing(relevance[cand], relevance[picked]))
+                          top_percent=standing(relevance[cand], relevance[picked]), same_story=stories)
 
 
 def standing(pool: np.ndarray, picked: np.ndarray) -> np.ndarray:
@@ -162,6 +184,8 @@ def diversify(vectors: np.ndarray, cand: np.ndarray, relevance: np.ndarray, k: i
     if not 0.0 <= mmr_floor < 1.0:
         raise ValueError(f"MMR floor {mmr_floor} is outside [0, 1)")
     relevance = np.asarray(relevance, dtype=np.float64)
+    if not len(cand):
+        return np.zeros(0, np.int64)
     order = _top(relevance, min(len(cand), max(pool, k)))
     if mmr_lambda >= 1.0 or k <= 1:
         return np.asarray(cand, np.int64)[order[:k]]
