@@ -188,6 +188,8 @@ def test_empty_answers_and_unknown_sections_are_said_in_words(library):
     unknown_search = rq("search", "features", "--section", "nowhere", *common, "--json")
     assert unknown_search.returncode == 2
     assert "no section matches" in json.loads(unknown_search.stdout)["error"]["message"]
+    unknown_next = rq("next", "--section", "nowhere", *common)
+    assert unknown_next.returncode == 2 and "no section matches 'nowhere'" in unknown_next.stderr
     nothing = rq("search", "features", "--section", "Engineering", "--read", *common)
     assert nothing.returncode == 0 and "no results for 'features' with these filters" in nothing.stdout
 

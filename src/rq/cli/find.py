@@ -121,7 +121,8 @@ def next(
     """
     from rq.rank.suggest.nextread import next_reads
 
-    answer = next_reads(settings_from(queue=queue, index=index), n=n, section=section)
+    with Bar("indexing") as bar:
+        answer = next_reads(settings_from(queue=queue, index=index), n=n, section=section, progress=bar)
     print_answer(answer, json_out)
 
 
@@ -140,7 +141,8 @@ def related(
     """
     from rq.rank.suggest.nextread import related_to
 
-    answer = related_to(settings_from(queue=queue, index=index), ref, n=n, as_text=text)
+    with Bar("indexing") as bar:
+        answer = related_to(settings_from(queue=queue, index=index), ref, n=n, as_text=text, progress=bar)
     print_answer(answer, json_out)
 
 
@@ -155,6 +157,8 @@ def print_answer(answer, json_out: bool) -> None:
     out = stdout()
     if answer.fallback:
         say(f"{answer.fallback} (a fallback: mark items read with `rq done ID` to teach it)")
+    if not answer.suggestions:
+        out.print("nothing to show: the queue has no other resources")
     for s in answer.suggestions:
         head = Text(f"{s.rank:>2}. ", style="bold")
         head.append(one_line(s.title), style="bold")
@@ -173,7 +177,8 @@ def print_answer(answer, json_out: bool) -> None:
             closest = max(s.because, key=lambda b: b.similarity, default=None)
             what = (f"the closest thing you read, {one_line(closest.title)} ({closest.similarity:.2f}), is barely "
                     "like it" if closest else "nothing you read is like it")
-            out.print(f"    weak evidence: {what}: this is one of your unread items, not a match to what you read")
+            out.print(f"    weak evidence: {what}; this pick rests on little and says more about what is left "
+                      "unread than about your taste (mark more items read to sharpen it)")
         elif s.because:
             out.print("    because you read: "
                       + "; ".join(f"{one_line(b.title)} ({b.similarity:.2f})" for b in s.because))

@@ -19,7 +19,7 @@ import numpy as np
 
 from rq.errors import NotFoundError, UsageError
 from rq.queue.model import Queue, Resource
-from rq.queue.resolve import resolve_resource
+from rq.queue.resolve import check_section, resolve_resource
 from rq.queue.urls import is_web_url
 from rq.rank.session import PassagePair, ReadSession
 from rq.rank.suggest.evidence import is_weak
@@ -76,14 +76,16 @@ class Answer:
                 "suggestions": [s.as_dict() for s in self.suggestions]}
 
 
-def next_reads(settings: Settings, n: int = 5, section: str | None = None, embedder=None) -> Answer:
+def next_reads(settings: Settings, n: int = 5, section: str | None = None, embedder=None,
+               progress=None) -> Answer:
     from rq.rank.suggest.recommend import rank_next, recency_weights
 
     if n < 1:
         raise UsageError("-n must be at least 1")
     notices: list[str] = []
-    lib = ReadSession(settings, notices, embedder)
+    lib = ReadSession(settings, notices, embedder, progress)
     try:
+        check_section(lib.queue, section)
         read = lib.mask(lambda r: r.state == "read")
         candidates = lib.mask(lambda r: r.state != "read" and (
             not section or section.lower() in r.section.lower()))
@@ -127,7 +129,8 @@ def _link(lib: ReadSession, row: int, similarity: float) -> Link:
 _HEX = re.compile(r"[0-9a-f]{1,40}")
 
 
-def related_to(settings: Settings, ref: str, n: int = 5, as_text: bool = False, embedder=None) -> Answer:
+def related_to(settings: Settings, ref: str, n: int = 5, as_text: bool = False, embedder=None,
+               progress=None) -> Answer:
     from rq.rank.suggest.recommend import related
 
     ref = scrub(ref)  # bytes that were not UTF-8 (a shell argument) become U+FFFD
@@ -136,7 +139,7 @@ def related_to(settings: Settings, ref: str, n: int = 5, as_text: bool = False, 
     if n < 1:
         raise UsageError("-n must be at least 1")
     notices: list[str] = []
-    lib = ReadSession(settings, notices, embedder)
+    lib = ReadSession(settings, notices, embedder, progress)
     try:
         resource = None if as_text else _resource_or_none(lib.queue, ref)
         if resource is not None:
