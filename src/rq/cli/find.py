@@ -115,7 +115,10 @@ def next(
     """Which unread resource to read next, and why: learned from what you marked read.
 
     Each suggestion shows where it stands among your unread items: "top 3%" means only 3% of
-    them score as high or higher for what you have read. --json keeps the raw score too.
+    them score as high or higher for what you have read. --json keeps the raw score too. A page
+    that tells the same story as one you read (page cosine of at least near_duplicate_cosine,
+    0.80) is marked "same story as" and comes after new material; when nothing you read is much
+    like a suggestion, it says the evidence is weak.
 
     Example: rq next -n 3 --section MLOps
     """
@@ -135,7 +138,8 @@ def related(
 ) -> None:
     """Resources nearest to one of yours, or to a piece of text, with the passages that link them.
 
-    Each result shows its similarity: the cosine (0 to 1) between the two resources' vectors.
+    Each result shows its similarity: the cosine (0 to 1) between the two resources' vectors;
+    a result whose page tells the same story as the resource's own is marked so.
 
     Example: rq related 6de98d1b   or   rq related "feature stores for online inference"
     """
