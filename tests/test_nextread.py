@@ -85,7 +85,7 @@ def test_unknown_references_are_clear_errors(library, embedder):
         related_to(library, "0badf00d", embedder=embedder)
     with pytest.raises(UsageError):
         related_to(library, "   ", embedder=embedder)
-    with pytest.raises(NotFoundError, match="nothing unread"):
+    with pytest.raises(UsageError, match="no section matches 'no such section'; sections: Mixed"):
         next_reads(library, section="no such section", embedder=embedder)
 
 
