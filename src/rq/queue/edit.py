@@ -166,24 +166,23 @@ def _settled_read(target: Path, expected: bytes | None) -> bytes:
     return raw
 
 
-def _commit(target: Path, path: Path, raw: bytes, url: str, state: str,
-            warnings: list[str], unbox: frozenset[int]) -> tuple[list[int], Resource]:
-    """Tick the item in the file, applied to whatever the file holds at the instant rq's text
-    takes its place, so what another program saved meanwhile stays. Returns the lines changed
-    (none when the file already said so) and the resource."""
+def _commit(target: Path, raw: bytes, redo: Callable[[bytes], bytes], warnings: list[str],
+            changed: str = _CHANGED) -> bytes:
+    """Put ``redo(raw)`` in the file, applied to whatever the file holds at the instant rq's text
+    takes its place, so what another program saved meanwhile stays (``redo`` is called again on
+    that save, and may raise to write nothing). Returns the bytes now in the file: ``raw`` when
+    the change was already there."""
     for _ in range(_MAX_REDOS + 1):
-        new_raw, lines, resource = _ticked(raw, path, url, state, unbox)
-        if resource is None:
-            raise RqError(f"{url} is no longer in the queue file; nothing was written")
+        new_raw = redo(raw)
         if new_raw == raw:
-            return lines, resource
+            return raw
         now = _install(target, new_raw, raw)
         if now is None:
-            return lines, resource
-        raw = now  # another program saved meanwhile; the file holds its save: redo the tick on it
-        if _CHANGED not in warnings:
-            warnings.append(_CHANGED)
-    raise QueueError("the file kept changing while rq tried to tick it; nothing was written; try again", target)
+            return new_raw
+        raw = now  # another program saved meanwhile; the file holds its save: redo the change on it
+        if changed not in warnings:
+            warnings.append(changed)
+    raise QueueError("the file kept changing while rq tried to edit it; nothing was written; try again", target)
 
 
 def _install(target: Path, data: bytes, expected: bytes) -> bytes | None:
@@ -297,10 +296,55 @@ def set_state(path: Path, ref: str, state: str,
         if not touched:
             return EditResult(before, state, False, [], [])
         warnings = _file_warnings(path, target, queue)
-        lines, resource = _commit(target, path, raw, before.url, state, warnings, unbox)
+        found: dict = {}
+
+        def redo(now: bytes) -> bytes:
+            new_raw, found["lines"], found["resource"] = _ticked(now, path, before.url, state, unbox)
+            if found["resource"] is None:
+                raise RqError(f"{before.url} is no longer in the queue file; nothing was written")
+            return new_raw
+
+        _commit(target, raw, redo, warnings)
+        lines, resource = found["lines"], found["resource"]
     result = EditResult(resource, state, bool(lines), lines, warnings)
     if lines and state == "read":
         result.boxes_added = [i for i, item in enumerate(before.places) if item.box_span is None]
     elif lines:
         result.boxes_removed = [i for i, item in enumerate(before.places) if i in unbox and item.box_span]
     return result
+
+
+@dataclass
+class FileEdit:
+    before: bytes  # the file as the change was first worked out on
+    after: bytes  # the file as rq left it (``before`` when the change was already there)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return self.after != self.before
+
+
+_CHANGED_EDIT = "the file changed while rq was working; the change was applied to the new text"
+
+
+def edit_file(path: Path, change: Callable[[Queue], bytes], dry_run: bool = False) -> FileEdit:
+    """Apply ``change`` (the parsed queue -> the file's new bytes) to the queue file at ``path``
+    with the safety of `rq done`: under the queue's lock, on a settled read, written whole and
+    renamed into place, and worked out again on another program's save that lands meanwhile.
+    ``change`` may raise an rq error to write nothing. ``dry_run``: work it out, write nothing."""
+    target = Path(os.path.realpath(path))
+    with _queue_lock(target):
+        raw = _settled_read(target, None)
+        queue = parse_queue(raw, path)
+        after = change(queue)
+        if dry_run or after == raw:
+            return FileEdit(raw, after)
+        warnings = _file_warnings(path, target, queue)
+        first = [after]
+
+        def redo(now: bytes) -> bytes:
+            return first.pop() if now == raw and first else change(parse_queue(now, path))
+
+        after = _commit(target, raw, redo, warnings, _CHANGED_EDIT)
+    return FileEdit(raw, after, warnings)
