@@ -49,6 +49,11 @@ def passage_rows(queue: Queue, archive: Archive, settings: Settings, embedder) -
     return rows, cuts
 
 
+def page_passages(title: str, text: str, settings: Settings, embedder) -> list[str]:
+    """The passages a page's text makes in the index (at most ``max_passages_per_resource``)."""
+    return _capped_passages(title, text, settings, embedder)[0]
+
+
 def _capped_passages(title: str, text: str, settings: Settings, embedder) -> tuple[list[str], int, bool]:
     """The first ``max_passages_per_resource`` passages of ``text``, how many the whole text
     makes, and whether that count is an estimate.

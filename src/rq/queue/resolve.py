@@ -82,3 +82,32 @@ def check_section(queue: Queue, text: str | None) -> None:
         close = difflib.get_close_matches(text.casefold(), list(by_name), n=SECTIONS_SHOWN, cutoff=0.0)
         listed = "; ".join(by_name[c] for c in close) + f"; and {len(names) - len(close)} more"
     raise UsageError(f"no section matches {text!r}; sections: {listed}")
+
+
+def target_section(queue: Queue, text: str) -> tuple[tuple[str, ...], bool]:
+    """The section ``text`` names for a new item, and whether it is new: an existing section by
+    its full path ("Papers / Search"), its own heading or a unique piece of its path; else a new
+    heading (under the existing section its leading " / " parts name, if any). A piece that
+    matches several sections is a usage error listing them."""
+    wanted = [" ".join(part.split()) for part in text.split(" / ") if part.strip()]
+    if not wanted:
+        raise UsageError("--section needs a heading")
+    paths = list(dict.fromkeys([s.path for s in queue.sections] + [r.section_path for r in queue.resources if r.section_path]))
+    folded = _folded(" / ".join(wanted))
+    for test in (lambda p: _folded(" / ".join(p)) == folded, lambda p: _folded(p[-1]) == folded,
+                 lambda p: folded in _folded(" / ".join(p))):
+        found = [p for p in paths if test(p)]
+        if len(found) == 1:
+            return found[0], False
+        if len(found) > 1:
+            shown = "; ".join(" / ".join(p) for p in found[:SECTIONS_SHOWN])
+            raise UsageError(f"--section {text!r} matches {len(found)} sections: {shown}; give more of its path")
+    parent: tuple[str, ...] = ()
+    for depth in range(len(wanted) - 1, 0, -1):
+        head = _folded(" / ".join(wanted[:depth]))
+        match = [p for p in paths if _folded(" / ".join(p)) == head]
+        if len(match) == 1:
+            parent = match[0]
+            wanted = wanted[depth:]
+            break
+    return parent + tuple(wanted), True
