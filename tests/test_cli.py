@@ -43,7 +43,7 @@ def test_help_and_ls_do_not_import_heavy_libraries(queue_file, tmp_path):
 
 def test_every_command_help_has_an_example():
     for command in ("ingest", "index", "search", "ls", "show", "open", "status", "done", "todo", "next", "related",
-                    "clusters", "map", "health", "add", "import"):
+                    "clusters", "map", "health", "add", "import", "watch"):
         proc = rq(command, "--help")
         assert proc.returncode == 0
         assert "Example: rq " + command in " ".join(proc.stdout.split()), command

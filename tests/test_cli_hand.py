@@ -18,8 +18,8 @@ from support.http import static
 from support.routes import page
 
 FETCH_ENV = {"RQ_ALLOW_PRIVATE": "1", "RQ_FETCH_HOST_DELAY": "0"}
-COMMANDS = ("ingest", "index", "status", "ls", "show", "open", "search", "done", "todo", "next", "related",
-            "clusters", "map", "health")
+COMMANDS = ("ingest", "index", "watch", "status", "ls", "show", "open", "search", "done", "todo", "next", "related",
+            "clusters", "map", "health", "add", "import")
 
 
 def rq(*args, env_extra=None):

@@ -178,3 +178,45 @@ def write_for_viewing(text: str, name_hint: str) -> Path:
     with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as fh:
         fh.write(text)
     return Path(name)
+
+
+def file_stamp(path: Path) -> tuple[int, int, int] | None:
+    """What says a file changed, from one stat (the file is never opened): its modification time,
+    size and inode (an editor that saves by rename gives the file a new inode). None when missing."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def wait_for_settled_change(path: Path, since: tuple | None, *, settle_s: float = 1.0, poll_s: float = 0.25,
+                            stop=None) -> tuple | None:
+    """Block until ``path``'s stamp differs from ``since`` and then holds still for ``settle_s``: an
+    editor's save is often several writes (truncate, write, rename, a backup), and acting on the
+    first would read half a file and run again at once. Returns the settled stamp, or None when
+    ``stop`` (a threading.Event) is set. Only stats the file; it is never held open."""
+    import time
+
+    def stopped(seconds: float) -> bool:
+        if stop is None:
+            time.sleep(seconds)
+            return False
+        return stop.wait(seconds)
+
+    stamp = file_stamp(path)
+    while True:
+        while stamp == since:
+            if stopped(poll_s):
+                return None
+            stamp = file_stamp(path)
+        changed_at = time.monotonic()
+        while time.monotonic() - changed_at < settle_s:
+            if stopped(min(poll_s, settle_s)):
+                return None
+            now = file_stamp(path)
+            if now != stamp:
+                stamp, changed_at = now, time.monotonic()
+        if stamp is not None:
+            return stamp
+        since = None  # the file is gone (a rename in progress, or deleted): wait for it to come back

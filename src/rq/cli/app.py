@@ -48,9 +48,9 @@ def _unwrapped(doc: str | None) -> str | None:
     return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
 
 
-for command in (collect.ingest, collect.index, browse.status, browse.ls, browse.show, browse.open, find.search,
-                mark.done, mark.todo, find.next, find.related, topics.clusters, topics.map, browse.health,
-                capture.add):
+for command in (collect.ingest, collect.index, collect.watch, browse.status, browse.ls, browse.show, browse.open,
+                find.search, mark.done, mark.todo, find.next, find.related, topics.clusters, topics.map,
+                browse.health, capture.add):
     command.__doc__ = _unwrapped(command.__doc__)
     app.command(command.__name__, cls=RqCommand)(command)
 capture.import_.__doc__ = _unwrapped(capture.import_.__doc__)

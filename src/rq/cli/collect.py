@@ -8,6 +8,7 @@ import typer
 
 from rq.cli.options import IndexOpt, JsonOpt, QueueOpt, handles_errors, settings_from
 from rq.cli.output import Bar, emit_json, one_line, say, stderr
+from rq.errors import UsageError
 
 
 @handles_errors
@@ -44,6 +45,66 @@ def ingest(
         emit_json({**summary.as_dict(), "index": report.__dict__ if report else None})
     if not summary.did_something:
         raise typer.Exit(1)
+
+
+@handles_errors
+def watch(
+    queue: QueueOpt = None,
+    index: IndexOpt = None,
+    allow_private: Annotated[bool, typer.Option(
+        "--allow-private", help="Let links reach loopback/private addresses (as `rq ingest --allow-private`).")] = False,
+    settle: Annotated[float, typer.Option(
+        "--settle", min=0.05, max=60.0, metavar="SECONDS",
+        help="How long the file must stay unchanged after a save before rq acts on it.")] = 1.0,
+) -> None:
+    """Keep the archive and the index up to date while you edit the queue: each save fetches and
+    indexes the links that are new or changed (what `rq ingest` would), nothing else.
+
+    rq brings the archive up to date once at start, then waits for the file to change. A burst of
+    writes (an editor saving, a sync tool) is one change: rq acts when the file has held still for
+    --settle seconds. The file is only looked at (stat), never held open. Ctrl-C stops.
+
+    Example: rq watch --queue ~/notes/reading.md
+    """
+    from rq.files import file_stamp, wait_for_settled_change
+    from rq.paths import locate
+
+    settings = settings_from(queue=queue, index=index, allow_private=allow_private or None)
+    path = locate(settings).queue_path
+    if locate(settings).embedded:
+        raise UsageError("the embedded sample queue never changes; pass --queue (or set RQ_QUEUE) to watch yours")
+    stamp = file_stamp(path)
+    only_new = False  # at start, what `rq ingest` does; then, on each save, the links never fetched
+    try:
+        while True:
+            _bring_up_to_date(settings, only_new)
+            say(f"watching {one_line(str(path))} (Ctrl-C to stop)")
+            stamp = wait_for_settled_change(path, stamp, settle_s=settle)
+            say("the queue changed")
+            only_new = True
+    except KeyboardInterrupt:
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the shutdown
+        say("stopped watching; the archive and index are as of the last update")
+
+
+def _bring_up_to_date(settings, only_new: bool) -> None:
+    """One `rq ingest` (fetch what is new or stale, then index), reported on stderr; a failure is
+    reported and the watch goes on (the next save may fix the file)."""
+    from rq.errors import RqError
+    from rq.index.build import build_index
+    from rq.ingest.pipeline import ingest as run_ingest
+
+    try:
+        with Bar("fetching") as bar:
+            summary = run_ingest(settings, progress=bar, notice=say, only_new=only_new)
+        print_ingest_summary(summary)
+        with Bar("embedding") as bar:
+            report = build_index(settings, progress=bar, notice=say)
+        print_index_report(report)
+    except RqError as exc:
+        say(f"{exc}; waiting for the next save")
 
 
 FAILURES_SHOWN = 10  # the rest are counted ("and 5 more") and listed by `rq ls --failed`

@@ -47,7 +47,8 @@ def _needs_fetch(last: FetchRecord | None, settings: Settings, now: float) -> bo
     return not (fresh and last.reason in PERMANENT_REASONS)
 
 
-def plan_fetches(archive: Archive, queue: Queue, settings: Settings, summary: IngestSummary):
+def plan_fetches(archive: Archive, queue: Queue, settings: Settings, summary: IngestSummary,
+                 only_new: bool = False):
     from rq.fetch.client import FetchRequest
 
     now = time.time()
@@ -57,7 +58,7 @@ def plan_fetches(archive: Archive, queue: Queue, settings: Settings, summary: In
         if not is_web_url(resource.url):
             summary.not_web += 1
             continue
-        if not _needs_fetch(last.get(resource.id), settings, now):
+        if (only_new and resource.id in last) or not _needs_fetch(last.get(resource.id), settings, now):
             summary.fresh += 1
             continue
         good = archive.last_fetch(resource.id, ok_only=True)
@@ -71,9 +72,11 @@ def plan_fetches(archive: Archive, queue: Queue, settings: Settings, summary: In
     return requests
 
 
-def ingest(settings: Settings, progress: Progress | None = None, notice: Notice | None = None) -> IngestSummary:
+def ingest(settings: Settings, progress: Progress | None = None, notice: Notice | None = None,
+           only_new: bool = False) -> IngestSummary:
     """Fetch, extract and archive the queue's stale links. ``notice`` hears what the run waits
-    for before it starts (another rq process writing the same index)."""
+    for before it starts (another rq process writing the same index). ``only_new``: only links
+    never fetched (what `rq watch` does on each save: a dead link is not retried at every save)."""
     location = locate(settings)
     queue = read_queue(location.queue_path)
     started = time.monotonic()
@@ -83,7 +86,7 @@ def ingest(settings: Settings, progress: Progress | None = None, notice: Notice 
         archive = open_archive(location.index_dir, location.queue_key)
         try:
             summary.added, summary.removed = sync_queue(archive, queue)
-            requests = plan_fetches(archive, queue, settings, summary)
+            requests = plan_fetches(archive, queue, settings, summary, only_new)
             _fetch_and_store(archive, requests, settings, summary, progress,
                              {r.id for r in queue.resources})
         finally:
