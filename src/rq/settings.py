@@ -110,6 +110,12 @@ class Settings:
     mmr_lambda: float = 0.3  # 1.0: no diversity re-ranking
     read_half_life_days: float = 60.0  # a read this old counts half as much as one today
 
+    # rq serve: where the warm engine listens. Any address but loopback needs serve_token, and
+    # every request must then carry it (rq.serve.security).
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 8765  # 0: any free port (the engine file in the index folder says which)
+    serve_token: str = ""
+
     def __post_init__(self) -> None:
         for name in _FIELDS:
             _check(name, getattr(self, name), "Settings()")
@@ -172,6 +178,7 @@ RULES: dict[str, Choice | Range] = {
     "prf_terms": Range(1, 100), "rm3_weight": Range(0, 1), "rocchio_weight": Range(0, 4),
     "recommend_method": Choice(RECOMMEND_METHODS, combinable=True),
     "mmr_lambda": Range(0, 1), "read_half_life_days": _POSITIVE,
+    "serve_port": Range(0, 65535),
 }
 _KIND = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text"}
 _FIELDS = {f.name: f for f in fields(Settings)}

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from rq.cli import browse, collect, find, mark, topics
+from rq.cli import browse, collect, find, mark, serve, topics
 from rq.cli.output import report_failure, stdout
 from rq.cli.usage import RqCommand, RqGroup
 
@@ -49,7 +49,8 @@ def _unwrapped(doc: str | None) -> str | None:
 
 
 for command in (collect.ingest, collect.index, browse.status, browse.ls, browse.show, browse.open, find.search,
-                mark.done, mark.todo, find.next, find.related, topics.clusters, topics.map, browse.health):
+                mark.done, mark.todo, find.next, find.related, topics.clusters, topics.map, browse.health,
+                serve.serve):
     command.__doc__ = _unwrapped(command.__doc__)
     app.command(command.__name__, cls=RqCommand)(command)
 

@@ -129,22 +129,9 @@ def show(
 
     Example: rq show 6de98d1b
     """
-    from rq.archive.session import open_to_read
-    from rq.archive.views import describe
-    from rq.queue.resolve import resolve_resource
+    from rq.report.resource import resource_detail
 
-    _, parsed, archive = open_to_read(settings_from(queue=queue, index=index))
-    try:
-        res = resolve_resource(parsed, resource)
-        doc = archive.document(res.id)
-        history = archive.fetch_history(res.id)
-        view = describe(res, history[0] if history else None, doc)
-    finally:
-        archive.close()
-    text = doc["text"] if doc is not None else ""
-    data = {**view.as_dict(), "text_head": text[:chars], "text_chars": len(text),
-            "document": {k: doc[k] for k in ("kind", "title", "author", "date", "pages", "problem")} if doc else None,
-            "history": [h.__dict__ for h in history]}
+    data = resource_detail(settings_from(queue=queue, index=index), resource, chars)
     if json_out:
         emit_json(data)
         return

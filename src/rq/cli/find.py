@@ -56,8 +56,7 @@ def search(
     with Bar("indexing") as bar:
         response = run_search(settings, query, k=n, mode=mode, filters=filters, notice=say, progress=bar)
     if json_out:
-        emit_json({"query": response.query, "mode": response.mode, "notices": response.notices,
-                   "strong": response.strong, "results": [h.as_dict() for h in response.hits]})
+        emit_json(response.as_dict())
         return
     print_hits(response, filtered=bool(section or read or unread or kind))
 

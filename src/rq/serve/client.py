@@ -1,0 +1,116 @@
+"""The engine file, and asking a running engine: the standard library only.
+
+`rq serve` writes ``serve.json`` into the index folder it serves (mode 0600): its address, a
+secret and a fingerprint of the settings it answers with. `rq search`, `rq next`, `rq related`
+and `rq show` read it before they import anything heavy; when an engine answers for the same
+queue and settings within the time limit, its answer is theirs, and otherwise they work
+in-process. This module must import nothing but the standard library and rq's base modules:
+its import cost is what a command pays on the fast path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import secrets
+import time
+import urllib.parse
+from dataclasses import fields
+from pathlib import Path
+
+ENGINE_FILE = "serve.json"
+SECRET_HEADER = "X-Rq-Secret"
+# A warm engine answers a search in tens of milliseconds; one that takes longer is busy or
+# stuck, and working in-process is the better bet (issue 15: fall back after 200 ms).
+ANSWER_WITHIN_S = 0.2
+# Settings that say where and how the engine listens: they do not change an answer.
+_NOT_ANSWER_SETTINGS = {"queue", "index", "serve_host", "serve_port", "serve_token"}
+
+
+class Unavailable(Exception):
+    """No engine answered; the message says why (shown with -v)."""
+
+
+def engine_file(index_dir: Path) -> Path:
+    return Path(index_dir) / ENGINE_FILE
+
+
+def fingerprint(settings) -> str:
+    """A digest of every setting that can change an answer: an engine started with other
+    settings (another model, another fusion weight) must not answer for this command."""
+    values = [(f.name, repr(getattr(settings, f.name))) for f in fields(settings)
+              if f.name not in _NOT_ANSWER_SETTINGS]
+    return hashlib.sha256(repr(values).encode("utf-8")).hexdigest()[:16]
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def write_engine_file(index_dir: Path, info: dict) -> Path:
+    """Write the engine file readable and writable by the user only: it holds the secret."""
+    path = engine_file(index_dir)
+    temp = path.with_name(f".{ENGINE_FILE}.{os.getpid()}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT
+        os.write(fd, json.dumps(info).encode("utf-8"))
+    finally:
+        os.close(fd)
+    os.replace(temp, path)
+    return path
+
+
+def remove_engine_file(index_dir: Path, secret: str) -> None:
+    """Remove the engine file if it is still this engine's (another may have started since)."""
+    path = engine_file(index_dir)
+    try:
+        if json.loads(path.read_text(encoding="utf-8")).get("secret") == secret:
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def read_engine_file(index_dir: Path) -> dict:
+    path = engine_file(index_dir)
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise Unavailable("no engine runs for this index (start one with `rq serve`)") from None
+    except (OSError, ValueError) as exc:
+        raise Unavailable(f"the engine file {path} cannot be read ({exc})") from None
+    if not isinstance(info, dict) or not {"host", "port", "secret"} <= set(info):
+        raise Unavailable(f"the engine file {path} is not one rq serve wrote")
+    return info
+
+
+def ask(index_dir: Path, queue_key: str, settings_digest: str, path: str, params: dict,
+        within: float = ANSWER_WITHIN_S) -> tuple[int, object]:
+    """GET ``path`` with ``params`` from the engine serving ``index_dir``: (HTTP status, JSON).
+    Raises Unavailable when there is none, it serves another queue or other settings, or it
+    does not answer within ``within`` seconds."""
+    info = read_engine_file(index_dir)
+    if info.get("queue") != queue_key:
+        raise Unavailable("the engine for this index folder serves another queue")
+    if info.get("settings") != settings_digest:
+        raise Unavailable("the engine runs with other settings than this command")
+    query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+    started = time.monotonic()
+    conn = http.client.HTTPConnection(info["host"], int(info["port"]), timeout=within)
+    try:
+        conn.request("GET", f"{path}?{query}", headers={SECRET_HEADER: info["secret"], "Accept": "application/json",
+                                                       "Host": f"{info['host']}:{info['port']}"})
+        response = conn.getresponse()
+        body = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        took = time.monotonic() - started
+        raise Unavailable(f"the engine at {info['host']}:{info['port']} did not answer "
+                          f"({'no answer within %d ms' % (within * 1000) if took >= within else exc})") from None
+    finally:
+        conn.close()
+    try:
+        return response.status, json.loads(body)
+    except ValueError:
+        raise Unavailable(f"the engine answered {response.status} without JSON") from None
