@@ -186,8 +186,10 @@ class GuardMiddleware:
 
 
 def _SECURITY_HEADERS(message) -> list[tuple[bytes, bytes]]:
+    # same-origin, not no-referrer: under no-referrer a browser sends "Origin: null" with the
+    # pages' own form posts, which the Origin check must refuse. Links out still carry nothing.
     have = {k.lower() for k, _ in message.get("headers", [])}
-    extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+    extra = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"),
              (b"x-frame-options", b"SAMEORIGIN"), (b"cache-control", b"no-store")]
     if b"content-security-policy" not in have:
         extra.append((b"content-security-policy", CSP.encode()))
