@@ -3,7 +3,6 @@ line prints with --json, edits the queue byte-exactly, and reports errors as the
 
 import httpx
 import pytest
-
 from support.serving import Engine, build_library, isolated_env, rq_json
 
 pytestmark = pytest.mark.slow

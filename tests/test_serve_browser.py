@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from support.serving import Engine, build_library, isolated_env
 
 pytestmark = pytest.mark.slow

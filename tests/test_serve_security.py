@@ -7,7 +7,6 @@ import sys
 
 import httpx
 import pytest
-
 from support.serving import HOSTILE_TEXT, Engine, build_library, isolated_env
 
 pytestmark = pytest.mark.slow

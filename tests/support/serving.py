@@ -28,7 +28,7 @@ class Engine:
 
     @classmethod
     def start(cls, queue: Path | None, index: Path, env: dict | None = None, args: tuple = (),
-              timeout: float = 240) -> "Engine":
+              timeout: float = 240) -> Engine:
         engine_file = index / "serve.json"
         if engine_file.exists():
             engine_file.unlink()

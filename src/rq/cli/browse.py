@@ -11,6 +11,7 @@ from rq.cli.options import (
     JsonOpt,
     LimitOpt,
     QueueOpt,
+    VerboseOpt,
     handles_errors,
     settings_from,
 )
@@ -123,7 +124,7 @@ def show(
     queue: QueueOpt = None,
     index: IndexOpt = None,
     chars: Annotated[int, typer.Option("--chars", min=0, help="How much of the extracted text to show.")] = 800,
-    json_out: JsonOpt = False,
+    json_out: JsonOpt = False, verbose: VerboseOpt = False,
 ) -> None:
     """One resource: where it sits in the queue, its extracted text's head and its fetch history.
 

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request
 
+from rq.errors import RqError
+from rq.serve.client import SECRET_HEADER
 from rq.serve.engine import WarmEngine
 
 # Query parameters are bounded: a query is words, a reference an id, a URL or a title piece.
@@ -20,7 +22,16 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
 def engine_of(request: Request) -> WarmEngine:
-    return request.app.state.engine
+    engine = request.app.state.engine
+    if engine.reindexing and request.headers.get(SECRET_HEADER):
+        # The command line would index first and answer with the new links; while the
+        # engine re-indexes, it answers in-process (the browser gets the current index).
+        raise EngineBusy("the engine is re-indexing")
+    return engine
+
+
+class EngineBusy(RqError):
+    """Answered as HTTP 503: the command line works in-process instead."""
 
 
 def api_router() -> APIRouter:
@@ -46,7 +57,7 @@ def api_router() -> APIRouter:
               n: Annotated[int | None, Query(ge=1)] = None) -> list[dict]:
         return engine_of(request).items(section, unread, failed, n)
 
-    @router.get("/item/{ref}", summary="rq show --json")
+    @router.get("/item/{ref:path}", summary="rq show --json")
     def item(request: Request, ref: Annotated[str, Path(max_length=1000)],
              chars: Annotated[int, Query(ge=0, le=10_000_000)] = 800) -> dict:
         return engine_of(request).item(ref, chars)

@@ -113,7 +113,7 @@ def page_router() -> APIRouter:
             back = "/next"
         return RedirectResponse(back, status_code=303)
 
-    @router.get("/item/{ref}", response_class=HTMLResponse)
+    @router.get("/item/{ref:path}", response_class=HTMLResponse)
     def item_page(request: Request, ref: Annotated[str, Path(max_length=1000)]):
         engine = request.app.state.engine
         try:

@@ -9,10 +9,15 @@ from __future__ import annotations
 import os
 import secrets
 import socket
-from typing import Callable
+from collections.abc import Callable
 
 from rq.errors import RqError, UsageError
-from rq.serve.client import fingerprint, new_secret, remove_engine_file, write_engine_file
+from rq.serve.client import (
+    fingerprint,
+    new_secret,
+    remove_engine_file,
+    write_engine_file,
+)
 from rq.serve.security import Guard, is_loopback
 from rq.settings import Settings
 

@@ -23,8 +23,8 @@ import ipaddress
 import json
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from rq.serve.client import SECRET_HEADER
 
