@@ -95,3 +95,29 @@ def test_openapi_documents_the_api_and_each_request_is_logged(served):
     assert "post" in paths["/api/done"] and "get" not in paths["/api/done"]
     get(engine, "/api/status")
     assert "GET /api/status 200" in engine.log()
+
+
+def test_the_embedded_default_is_served_and_cheap_commands_stay_light(tmp_path, _session_cache):
+    import subprocess
+    import sys
+
+    env = isolated_env(tmp_path, _session_cache)
+    engine = Engine.start(None, tmp_path / "ix", env)
+    try:
+        page = httpx.get(engine.url("/"), params={"q": "real-time recsys"}, timeout=120)
+        assert page.status_code == 200 and page.text.count('<li class="hit"') >= 3
+        status = get(engine, "/api/status").json()
+        assert status["embedded_default"] is True
+    finally:
+        engine.stop()
+    assert not (tmp_path / "ix" / "serve.json").exists()  # removed when the engine stops
+    code = ("import sys\nfrom rq.cli.launch import main\nsys.argv = ['rq'] + sys.argv[1:]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print('HEAVY', [m for m in ('fastapi', 'uvicorn', 'starlette', 'jinja2') if m in sys.modules], "
+            "file=sys.stderr)")
+    for args in (["--help"], ["serve", "--help"], ["ls", "--index", str(tmp_path / "ix")]):
+        proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60,
+                              env=env)
+        assert "HEAVY []" in proc.stderr, (args, proc.stderr[-500:])
+    assert "Example: rq serve" in " ".join(subprocess.run([sys.executable, "-m", "rq", "serve", "--help"],
+                                                          capture_output=True, text=True, env=env).stdout.split())
