@@ -1,6 +1,8 @@
 """`rq serve`'s API (issue 15): a real engine on 127.0.0.1 answers with the JSON the command
 line prints with --json, edits the queue byte-exactly, and reports errors as the CLI does."""
 
+import signal
+
 import httpx
 import pytest
 from support.serving import Engine, build_library, isolated_env, rq_json
@@ -109,8 +111,8 @@ def test_the_embedded_default_is_served_and_cheap_commands_stay_light(tmp_path, 
         status = get(engine, "/api/status").json()
         assert status["embedded_default"] is True
     finally:
-        engine.stop()
-    assert not (tmp_path / "ix" / "serve.json").exists()  # removed when the engine stops
+        engine.stop(signal.SIGTERM)
+    assert not (tmp_path / "ix" / "serve.json").exists()  # removed when the engine stops, even by kill
     code = ("import sys\nfrom rq.cli.launch import main\nsys.argv = ['rq'] + sys.argv[1:]\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             "print('HEAVY', [m for m in ('fastapi', 'uvicorn', 'starlette', 'jinja2') if m in sys.modules], "

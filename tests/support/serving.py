@@ -63,9 +63,9 @@ class Engine:
     def log(self) -> str:
         return self.log_path.read_text()
 
-    def stop(self) -> int:
+    def stop(self, how: int = signal.SIGINT) -> int:
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(how)
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:

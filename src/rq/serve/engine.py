@@ -176,6 +176,10 @@ class WarmEngine:
         return self._answer(lambda: related_to(self.settings, ref, n=n, as_text=as_text,
                                                embedder=self.embedder).as_dict())
 
+    def sections(self) -> list[str]:
+        """The queue's sections that hold resources, for the search filter."""
+        return self._answer(lambda: sorted({r.section for r in self.search_engine.queue.resources if r.section}))
+
     def items(self, section: str | None = None, unread: bool = False, failed: bool = False,
               n: int | None = None) -> list[dict]:
         from rq.report.status import load_views, select

@@ -75,9 +75,8 @@ def page_router() -> APIRouter:
             except RqError as exc:
                 error = str(exc)
         form = {"q": q or "", "section": section or "", "state": state, "type": type, "mode": mode, "n": n}
-        sections = _sections(engine)
         return _render(request, "search.html", "results.html", answer=answer, error=error, form=form,
-                       sections=sections)
+                       sections=engine.sections())
 
     @router.get("/next", response_class=HTMLResponse)
     def next_page(request: Request, n: Annotated[int, Query(ge=1, le=100)] = 10,
@@ -156,13 +155,6 @@ def page_router() -> APIRouter:
         return _render(request, "health.html", None, report=request.app.state.engine.health())
 
     return router
-
-
-def _sections(engine) -> list[str]:
-    try:
-        return sorted({item["section"] for item in engine.items() if item["section"]})
-    except RqError:
-        return []
 
 
 def _here(request: Request) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import socket
 from collections.abc import Callable
 
@@ -65,6 +66,9 @@ def serve(settings: Settings, log: Callable[[str], None], ready: Callable[[str],
                                       "queue": engine.location.queue_key, "settings": fingerprint(settings)})
         url = f"http://{near if ':' not in near else f'[{near}]'}:{port}/"
         ready(url + (f"?token={settings.serve_token}" if settings.serve_token else ""))
+        # uvicorn stops on SIGTERM and then raises it again once it has stopped: as an
+        # interrupt here, so that the engine file is removed as on Ctrl-C.
+        signal.signal(signal.SIGTERM, _interrupted)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=2)
         uvicorn.Server(config).run(sockets=[sock])
@@ -72,3 +76,7 @@ def serve(settings: Settings, log: Callable[[str], None], ready: Callable[[str],
         remove_engine_file(index_dir, secret)
         engine.close()
         sock.close()
+
+
+def _interrupted(signum, frame) -> None:
+    raise KeyboardInterrupt
