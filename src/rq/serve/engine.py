@@ -26,8 +26,11 @@ POLL_S = 1.0  # how often the watcher looks at the files when no request comes
 
 class WarmEngine:
     def __init__(self, settings: Settings, log: Callable[[str], None], poll: float = POLL_S):
+        from rq.archive.queue_cache import keep_in_memory
         from rq.rank.engine import SearchEngine
 
+        # next, related, items, show... each open the queue: parsed once per change, not per answer.
+        keep_in_memory()
         self.settings = settings
         self.log = log
         self._lock = threading.RLock()
