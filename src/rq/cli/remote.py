@@ -5,8 +5,8 @@ The arguments are read with a small table of each command's options (tests/test_
 checks it against the typer commands); anything this reader does not fully understand (help,
 an unknown option, a value the command would refuse) goes to the full command line, which
 answers or reports it as always. The engine's answer is the JSON the command prints with
---json, so it is printed with the command's own printers. When no engine answers within
-200 ms the command works in-process, and says so only with -v.
+--json, so it is printed with the command's own printers. When no engine says it is alive
+within 200 ms the command works in-process, and says so only with -v.
 
 Importing this module must stay cheap: the standard library, rq's base modules and
 rq.serve.client. numpy, faiss, torch, typer and rich are not imported on the --json path.
@@ -134,7 +134,7 @@ def answer(argv: list[str]) -> int | None:
         if len(urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})) > URL_LIMIT:
             raise Unavailable("the question is too long for the engine's API")
         status, data = ask(location.index_dir, location.queue_key, fingerprint(settings), path, params)
-        if status == 503 or not (status == 200 or _is_error(data)):
+        if not (status == 200 or _is_error(data)):
             raise Unavailable(f"the engine answered HTTP {status}"
                               + (f" ({data['error']['message']})" if _is_error(data) else ""))
     except RqError:

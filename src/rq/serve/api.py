@@ -11,8 +11,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request
 
-from rq.errors import RqError
-from rq.serve.client import SECRET_HEADER
 from rq.serve.engine import WarmEngine
 
 # Query parameters are bounded: a query is words, a reference an id, a URL or a title piece.
@@ -22,16 +20,7 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
 def engine_of(request: Request) -> WarmEngine:
-    engine = request.app.state.engine
-    if engine.reindexing and request.headers.get(SECRET_HEADER):
-        # The command line would index first and answer with the new links; while the
-        # engine re-indexes, it answers in-process (the browser gets the current index).
-        raise EngineBusy("the engine is re-indexing")
-    return engine
-
-
-class EngineBusy(RqError):
-    """Answered as HTTP 503: the command line works in-process instead."""
+    return request.app.state.engine
 
 
 def api_router() -> APIRouter:
@@ -76,6 +65,11 @@ def api_router() -> APIRouter:
     @router.get("/status", summary="rq status --json")
     def status(request: Request) -> dict:
         return engine_of(request).status()
+
+    @router.get("/alive", summary="Whether the engine runs, and whether it is re-indexing")
+    async def alive(request: Request) -> dict:
+        # async: answered on the event loop, while the worker threads answer others (rq.serve.client).
+        return {"alive": True, "reindexing": engine_of(request).reindexing}
 
     @router.get("/engine", summary="The engine itself: re-indexing now, changes seen")
     def engine(request: Request) -> dict:

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 
 from rq import __version__
 from rq.errors import NotFoundError, RqError
-from rq.serve.api import EngineBusy, api_router
+from rq.serve.api import api_router
 from rq.serve.engine import WarmEngine
 from rq.serve.pages import page_router, templates
 from rq.serve.security import Guard, GuardMiddleware
@@ -51,8 +51,6 @@ def error_body(message: str, code: int) -> dict:
 
 async def _rq_error(request: Request, exc: RqError) -> JSONResponse:
     status = 400 if exc.exit_code == 2 else 404 if isinstance(exc, NotFoundError) else 409
-    if isinstance(exc, EngineBusy):
-        status = 503
     return JSONResponse(error_body(str(exc), exc.exit_code), status_code=status)
 
 

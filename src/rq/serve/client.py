@@ -21,9 +21,13 @@ from pathlib import Path
 
 ENGINE_FILE = "serve.json"
 SECRET_HEADER = "X-Rq-Secret"
-# A warm engine answers a search in tens of milliseconds; one that takes longer is busy or
-# stuck, and working in-process is the better bet (issue 15: fall back after 200 ms).
-ANSWER_WITHIN_S = 0.2
+# An engine must say it is alive within 200 ms (issue 15), or the command works in-process.
+# Its "alive" is answered on the server's event loop, apart from the engine's work, so a
+# running engine says it even while it answers others. The answer itself may then take as
+# long as the work does (a `next` on 5,000 items fits an SVM: ~0.4 s warm, ~2 s in-process),
+# up to ANSWER_LIMIT_S, past which the engine counts as stuck.
+ALIVE_WITHIN_S = 0.2
+ANSWER_LIMIT_S = 30.0
 # Settings that say where and how the engine listens: they do not change an answer.
 _NOT_ANSWER_SETTINGS = {"queue", "index", "serve_host", "serve_port", "serve_token"}
 
@@ -88,15 +92,27 @@ def read_engine_file(index_dir: Path) -> dict:
 
 
 def ask(index_dir: Path, queue_key: str, settings_digest: str, path: str, params: dict,
-        within: float = ANSWER_WITHIN_S) -> tuple[int, object]:
+        alive_within: float = ALIVE_WITHIN_S, limit: float = ANSWER_LIMIT_S) -> tuple[int, object]:
     """GET ``path`` with ``params`` from the engine serving ``index_dir``: (HTTP status, JSON).
-    Raises Unavailable when there is none, it serves another queue or other settings, or it
-    does not answer within ``within`` seconds."""
+    Raises Unavailable when there is none, it serves another queue or other settings, it does
+    not say it is alive within ``alive_within`` seconds, it is re-indexing, or its answer does
+    not come within ``limit``."""
     info = read_engine_file(index_dir)
     if info.get("queue") != queue_key:
         raise Unavailable("the engine for this index folder serves another queue")
     if info.get("settings") != settings_digest:
         raise Unavailable("the engine runs with other settings than this command")
+    status, alive = _get(info, "/api/alive", {}, alive_within)
+    if status != 200 or not isinstance(alive, dict):
+        raise Unavailable(f"the engine answered HTTP {status} when asked whether it is alive")
+    if alive.get("reindexing"):
+        # The command would index first and answer with the new links; the engine answers
+        # from the index it has until its own re-index ends.
+        raise Unavailable("the engine is re-indexing")
+    return _get(info, path, params, limit)
+
+
+def _get(info: dict, path: str, params: dict, within: float) -> tuple[int, object]:
     query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
     host, port = info["host"], int(info["port"])
     request = (f"GET {path}?{query} HTTP/1.1\r\nHost: {host}:{port}\r\n{SECRET_HEADER}: {info['secret']}\r\n"
