@@ -131,7 +131,7 @@ class GuardMiddleware:
         async def send_logged(message):
             if message["type"] == "http.response.start":
                 status_seen["code"] = message["status"]
-                message["headers"] = list(message.get("headers", [])) + _SECURITY_HEADERS(message) + remember
+                message["headers"] = list(message.get("headers", [])) + _security_headers(message) + remember
             await send(message)
 
         try:
@@ -185,7 +185,7 @@ class GuardMiddleware:
         return 403, "missing CSRF token"
 
 
-def _SECURITY_HEADERS(message) -> list[tuple[bytes, bytes]]:
+def _security_headers(message) -> list[tuple[bytes, bytes]]:
     # same-origin, not no-referrer: under no-referrer a browser sends "Origin: null" with the
     # pages' own form posts, which the Origin check must refuse. Links out still carry nothing.
     have = {k.lower() for k, _ in message.get("headers", [])}
