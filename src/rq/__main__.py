@@ -1,5 +1,5 @@
 """`python -m rq`: the same command line as the `rq` script."""
 
-from rq.cli.app import main
+from rq.cli.launch import main
 
 main()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from rq.settings import Settings
@@ -29,6 +28,8 @@ class Location:
 
 
 def embedded_queue_path() -> Path:
+    from importlib import resources  # here: a command given --queue does not pay its import
+
     return Path(str(resources.files("rq") / "data" / EMBEDDED_NAME))
 
 

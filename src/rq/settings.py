@@ -113,6 +113,12 @@ class Settings:
     # and ranked after new material; `rq related` marks it. Chosen on labelled pairs: benchmarks/bench_near_dup.py.
     near_duplicate_cosine: float = 0.80
 
+    # rq serve: where the warm engine listens. Any address but loopback needs serve_token, and
+    # every request must then carry it (rq.serve.security).
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 8765  # 0: any free port (the engine file in the index folder says which)
+    serve_token: str = ""
+
     def __post_init__(self) -> None:
         for name in _FIELDS:
             _check(name, getattr(self, name), "Settings()")
@@ -177,6 +183,7 @@ RULES: dict[str, Choice | Range] = {
     "mmr_lambda": Range(0, 1), "read_half_life_days": _POSITIVE,
     # Below 0.5 two different articles on one topic are common (bench_near_dup.py); 1: exact copies only.
     "near_duplicate_cosine": Range(0.5, 1),
+    "serve_port": Range(0, 65535),
 }
 _KIND = {"int": "a whole number", "float": "a number", "bool": "true or false", "str": "text"}
 _FIELDS = {f.name: f for f in fields(Settings)}

@@ -39,6 +39,13 @@ def mark(settings, ref: str, state: str) -> EditResult:
     return result
 
 
+def marked(result: EditResult) -> dict:
+    """What `rq done`/`rq todo --json` print and `rq serve`'s POST /api/done and /api/todo return."""
+    res = result.resource
+    return {"id": res.id, "short_id": res.short_id, "title": res.title, "state": result.state,
+            "changed": result.changed, "lines": result.lines}
+
+
 def _archive_to_log(location: Location) -> tuple[Archive | None, str | None]:
     """The archive to log the read in, or None and why it cannot be written. Raises the archive's
     own error, before the file is touched, when the folder belongs to another queue."""

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from rq.cli import browse, capture, collect, find, mark, topics
+from rq.cli import browse, capture, collect, find, mark, serve, topics
 from rq.cli.output import report_failure, stdout
 from rq.cli.usage import RqCommand, RqGroup
 
@@ -50,7 +50,7 @@ def _unwrapped(doc: str | None) -> str | None:
 
 for command in (collect.ingest, collect.index, collect.watch, browse.status, browse.ls, browse.show, browse.open,
                 find.search, mark.done, mark.todo, find.next, find.related, topics.clusters, topics.map,
-                browse.health, capture.add):
+                browse.health, capture.add, serve.serve):
     command.__doc__ = _unwrapped(command.__doc__)
     app.command(command.__name__, cls=RqCommand)(command)
 capture.import_.__doc__ = _unwrapped(capture.import_.__doc__)

@@ -11,6 +11,7 @@ from rq.cli.options import (
     JsonOpt,
     LimitOpt,
     QueueOpt,
+    VerboseOpt,
     handles_errors,
     settings_from,
 )
@@ -123,28 +124,15 @@ def show(
     queue: QueueOpt = None,
     index: IndexOpt = None,
     chars: Annotated[int, typer.Option("--chars", min=0, help="How much of the extracted text to show.")] = 800,
-    json_out: JsonOpt = False,
+    json_out: JsonOpt = False, verbose: VerboseOpt = False,
 ) -> None:
     """One resource: where it sits in the queue, its extracted text's head and its fetch history.
 
     Example: rq show 6de98d1b
     """
-    from rq.archive.session import open_to_read
-    from rq.archive.views import describe
-    from rq.queue.resolve import resolve_resource
+    from rq.report.resource import resource_detail
 
-    _, parsed, archive = open_to_read(settings_from(queue=queue, index=index))
-    try:
-        res = resolve_resource(parsed, resource)
-        doc = archive.document(res.id)
-        history = archive.fetch_history(res.id)
-        view = describe(res, history[0] if history else None, doc)
-    finally:
-        archive.close()
-    text = doc["text"] if doc is not None else ""
-    data = {**view.as_dict(), "text_head": text[:chars], "text_chars": len(text),
-            "document": {k: doc[k] for k in ("kind", "title", "author", "date", "pages", "problem")} if doc else None,
-            "history": [h.__dict__ for h in history]}
+    data = resource_detail(settings_from(queue=queue, index=index), resource, chars)
     if json_out:
         emit_json(data)
         return

@@ -6,15 +6,17 @@ from typing import Annotated
 
 import typer
 
+from rq.cli.hits import print_hits
 from rq.cli.options import (
     IndexOpt,
     JsonOpt,
     QueueOpt,
+    VerboseOpt,
     handles_errors,
     limit_opt,
     settings_from,
 )
-from rq.cli.output import Bar, clip, emit_json, one_line, plain, say, state_mark, stdout
+from rq.cli.output import Bar, clip, emit_json, one_line, say, state_mark, stdout
 from rq.errors import UsageError
 
 
@@ -31,7 +33,7 @@ def search(
     queue: QueueOpt = None,
     index: IndexOpt = None,
     model: Annotated[str | None, typer.Option("--model", help="Embedding model the index was built with.")] = None,
-    json_out: JsonOpt = False,
+    json_out: JsonOpt = False, verbose: VerboseOpt = False,
 ) -> None:
     """Find resources by what their pages say, with the passage that matched.
 
@@ -56,53 +58,9 @@ def search(
     with Bar("indexing") as bar:
         response = run_search(settings, query, k=n, mode=mode, filters=filters, notice=say, progress=bar)
     if json_out:
-        emit_json({"query": response.query, "mode": response.mode, "notices": response.notices,
-                   "strong": response.strong, "results": [h.as_dict() for h in response.hits]})
+        emit_json(response.as_dict())
         return
     print_hits(response, filtered=bool(section or read or unread or kind))
-
-
-def print_hits(response, filtered: bool = False) -> None:
-    from rich.text import Text
-
-    out = stdout()
-    if not response.hits:
-        out.print(f"no results for '{one_line(response.query)}'" + (" with these filters" if filtered else "")
-                  + "; try other words, or --mode keyword for exact terms")
-        return
-    if not response.strong:
-        out.print(f"no strong match for '{one_line(response.query)}'; the closest:")
-    for hit in response.hits:
-        head = Text(f"{hit.rank:>2}. ", style="bold")
-        head.append(one_line(hit.title), style="bold")
-        head.append(f"  {state_mark(hit.state)} {hit.short_id}  {hit.relevance:>3} {hit.band}", style="dim")
-        out.print(head)
-        fetch = hit.fetch + (f": {hit.reason}" if hit.reason else "")
-        if not hit.has_text:
-            fetch += "; matched on title/note/section only"
-        out.print(f"    {one_line(hit.section) or '(no section)'} | {one_line(fetch)} | {one_line(hit.url)}",
-                  style="dim")
-        if hit.passage:
-            # The sentences of the page that carry the query (rq.rank.snippets), or the queue's
-            # note when the page's text is not archived, labelled so it is not taken for the page.
-            label = "note: " if hit.passage_source == "meta" else ""
-            out.print(_highlighted("    " + label, hit.passage, hit.highlights))
-
-
-def _highlighted(indent: str, passage: str, spans: list[tuple[int, int]]):
-    """The snippet as plain text with the query's words in bold yellow; made piece by piece,
-    since making text plain can change its length. The snippet is on one line already, and the
-    spaces between pieces must stay."""
-    from rich.text import Text
-
-    shown = Text(indent)
-    at = 0
-    for start, end in spans:
-        shown.append(plain(passage[at:start]))
-        shown.append(plain(passage[start:end]), style="bold yellow")
-        at = end
-    shown.append(plain(passage[at:]))
-    return shown
 
 
 @handles_errors
@@ -110,7 +68,7 @@ def next(
     n: limit_opt("How many suggestions.") = 5,
     section: Annotated[str | None, typer.Option(
         "--section", "-s", help="Only sections whose path contains this text.")] = None,
-    queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False,
+    queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False, verbose: VerboseOpt = False,
 ) -> None:
     """Which unread resource to read next, and why: learned from what you marked read.
 
@@ -134,7 +92,7 @@ def related(
     ref: Annotated[str, typer.Argument(help="A resource id (or prefix), a URL from the queue, or free text.")],
     n: limit_opt("How many resources.") = 5,
     text: Annotated[bool, typer.Option("--text", help="Treat REF as text even if it looks like an id.")] = False,
-    queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False,
+    queue: QueueOpt = None, index: IndexOpt = None, json_out: JsonOpt = False, verbose: VerboseOpt = False,
 ) -> None:
     """Resources nearest to one of yours, or to a piece of text, with the passages that link them.
 

@@ -31,15 +31,14 @@ def todo(resource: ResourceArg, queue: QueueOpt = None, index: IndexOpt = None, 
 
 
 def _mark(resource: str, state: str, queue, index, json_out: bool) -> None:
-    from rq.archive.marks import mark
+    from rq.archive.marks import mark, marked
 
     result = mark(settings_from(queue=queue, index=index), resource, state)
     for warning in result.warnings:
         say(f"warning: {warning}")
     res = result.resource
     if json_out:
-        emit_json({"id": res.id, "short_id": res.short_id, "title": res.title, "state": state,
-                   "changed": result.changed, "lines": result.lines})
+        emit_json(marked(result))
         return
     if result.changed:
         verb = "marked read" if state == "read" else "marked unread"

@@ -18,6 +18,9 @@ QueueOpt = Annotated[Path | None, typer.Option(
 IndexOpt = Annotated[Path | None, typer.Option(
     "--index", help="Index folder (default: one per queue; see `rq status`).", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+# On the commands a running `rq serve` answers (rq.cli.remote reads it before typer runs).
+VerboseOpt = Annotated[bool, typer.Option(
+    "--verbose", "-v", help="Say whether a running `rq serve` answered, or why the command worked in-process.")]
 # -n on every command that answers with a list; `rq search` also keeps its first spelling, -k.
 LimitOpt = Annotated[int | None, typer.Option(
     "-n", "--limit", min=1, metavar="N", help="Show at most N (default: all).", show_default=False)]

@@ -78,6 +78,11 @@ class SearchResponse:
         """Whether any result is a strong match (else the closest ones are shown as such)."""
         return any(h.band == "strong" for h in self.hits)
 
+    def as_dict(self) -> dict:
+        """The answer as `rq search --json` prints it and `rq serve`'s /api/search returns it."""
+        return {"query": self.query, "mode": self.mode, "notices": self.notices, "strong": self.strong,
+                "results": [h.as_dict() for h in self.hits]}
+
 
 def search(settings: Settings, query: str, k: int = 10, mode: str = "hybrid", filters: Filters | None = None,
            notice: Callable[[str], None] | None = None, progress=None, embedder=None) -> SearchResponse:
