@@ -28,7 +28,8 @@ from rq.errors import ConfigError
 FUSIONS = ("convex", "rrf")
 FUSION_NORMS = ("tmm", "minmax", "zscore", "absolute")
 FUSION_LEVELS = ("resource", "passage")
-VECTOR_INDEXES = ("auto", "flat", "hnsw")
+VECTOR_INDEXES = ("auto", "flat", "hnsw", "ivfpq")
+EMBED_DEVICES = ("auto", "cpu", "cuda")
 EMBED_BACKENDS = ("onnx", "torch")
 EMBED_BULK = ("int8", "fp32")
 RECOMMEND_METHODS = ("centroid", "maxsim", "contrast", "svm")  # or several joined by "+"
@@ -84,8 +85,14 @@ class Settings:
     # Passages on the onnx backend: int8 is 1.5-2.5x torch's throughput (by CPU) for -0.003 nDCG@10 on
     # SciFact (benchmarks/RESULTS.md); fp32 gives vectors equal to torch's.
     embed_bulk: str = "int8"
-    vector_index: str = "auto"  # auto | flat | hnsw
+    vector_index: str = "auto"  # auto | flat | hnsw | ivfpq
     hnsw_above: int = 200_000  # passages: exact search is faster below this (benchmarks/RESULTS.md)
+    # Passages past which auto compresses the vectors (OPQ+IVF+PQ, ~40 B each, memory-mapped, re-ranked
+    # by exact vectors): flat or HNSW vectors of 5M passages take ~9 GB of RAM (rq.index.vectors).
+    compressed_above: int = 5_000_000
+    # Where passages are embedded: auto takes a CUDA GPU when torch sees one, else the CPU default;
+    # cuda asked for without one falls back to the CPU and says so.
+    embed_device: str = "auto"
     fusion: str = "convex"  # convex | rrf
     fusion_norm: str = "tmm"  # tmm | minmax | zscore | absolute (convex only)
     hybrid_alpha: float = 0.875  # weight of the dense score; chosen on SciFact train (with dense windows)
@@ -174,6 +181,7 @@ RULES: dict[str, Choice | Range] = {
     "max_passages_per_resource": _AT_LEAST_ONE,
     "embed_backend": Choice(EMBED_BACKENDS), "embed_bulk": Choice(EMBED_BULK),
     "vector_index": Choice(VECTOR_INDEXES), "hnsw_above": _NOT_NEGATIVE,
+    "compressed_above": _NOT_NEGATIVE, "embed_device": Choice(EMBED_DEVICES),
     "fusion": Choice(FUSIONS), "fusion_norm": Choice(FUSION_NORMS), "hybrid_alpha": Range(0, 1),
     "threads": _NOT_NEGATIVE, "fusion_level": Choice(FUSION_LEVELS), "fusion_depth": _NOT_NEGATIVE,
     "keyword_title_weight": Range(1, 10), "dense_window_words": _NOT_NEGATIVE, "doc_weight": Range(0, 1),

@@ -22,7 +22,7 @@ import numpy as np
 
 from rq.errors import ArchiveError, DiskFullError
 from rq.files import TMP_PREFIX, fsync_dir, is_disk_full
-from rq.index.manifest import KEYWORDS, RESOURCE_VECTORS, VECTORS, WINDOWS
+from rq.index.manifest import KEYWORDS, RESOURCE_VECTORS, VECTOR_FILES, VECTORS, WINDOWS
 from rq.index.resources import save_resource_vectors, save_windows
 from rq.settings import Settings
 
@@ -48,7 +48,7 @@ def stage_files(folder: Path, rows: list[tuple], matrix: np.ndarray, profiles: d
 
     ids = np.arange(len(rows), dtype=np.int64)
     vectors = VectorIndex.build(matrix, ids, kind=settings.vector_index, hnsw_above=settings.hnsw_above,
-                                meta={"generation": generation, "model": model}, threads=settings.threads)
+                                compressed_above=settings.compressed_above, meta={"generation": generation, "model": model}, threads=settings.threads)
     staged = Staged(folder, "", vectors.kind)
     try:
         vectors.save(staged.path(VECTORS))
@@ -66,7 +66,7 @@ def stage_files(folder: Path, rows: list[tuple], matrix: np.ndarray, profiles: d
 
 def discard(staged: Staged) -> None:
     """Remove what ``stage_files`` wrote (the build failed before swapping it in)."""
-    for name in (VECTORS, RESOURCE_VECTORS, WINDOWS):
+    for name in (*VECTOR_FILES, RESOURCE_VECTORS, WINDOWS):
         staged.path(name).unlink(missing_ok=True)
     if staged.keywords:
         shutil.rmtree(staged.folder / KEYWORDS / staged.keywords, ignore_errors=True)
@@ -78,6 +78,11 @@ def swap_in(staged: Staged) -> None:
 
     for name in (VECTORS, RESOURCE_VECTORS):
         os.replace(staged.path(name), staged.folder / name)
+    for name in VECTOR_FILES[1:]:  # the compressed kind's side files; other kinds leave none
+        if staged.path(name).is_file():
+            os.replace(staged.path(name), staged.folder / name)
+        else:
+            (staged.folder / name).unlink(missing_ok=True)
     if staged.windows:
         os.replace(staged.path(WINDOWS), staged.folder / WINDOWS)
     else:  # built without windows: an older windows file must not be served
@@ -91,7 +96,8 @@ def index_files(folder: Path) -> list[str]:
     from rq.index.keyword import current_files
 
     windows = [WINDOWS] if (folder / WINDOWS).is_file() else []
-    return [VECTORS, RESOURCE_VECTORS] + windows + [f"{KEYWORDS}/{name}" for name in current_files(folder / KEYWORDS)]
+    parts = [name for name in VECTOR_FILES[1:] if (folder / name).is_file()]
+    return [VECTORS, *parts, RESOURCE_VECTORS] + windows + [f"{KEYWORDS}/{name}" for name in current_files(folder / KEYWORDS)]
 
 
 @contextmanager

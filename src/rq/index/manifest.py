@@ -23,6 +23,9 @@ from rq.settings import Settings
 
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
+# The vector index and, for the compressed kind, its FAISS file and exact vectors beside it
+# (rq.index.compressed): each recorded with its checksum like every derived file.
+VECTOR_FILES = (VECTORS, VECTORS + ".ivf", VECTORS + ".npy")
 RESOURCE_VECTORS = "resources.npz"
 KEYWORDS = "keywords"
 WINDOWS = "windows.npz"  # dense windows inside passages (only when dense_window_words is set)

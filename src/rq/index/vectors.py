@@ -2,11 +2,14 @@
 
 Small collections get exact search (IndexFlatIP); past ``hnsw_above`` vectors an
 HNSW graph keeps a single query in the low milliseconds at a small recall cost.
-Both are wrapped in an IndexIDMap so searches return rq's own int64 ids.
+Both are wrapped in an IndexIDMap so searches return rq's own int64 ids. Past
+``compressed_above`` vectors the "ivfpq" kind (rq.index.compressed) keeps ~40 bytes a vector
+in memory-mapped files and re-ranks a shortlist by the exact vectors, for 10M+ passages.
 
 The file is a short JSON header (format, kind, dimension, count, payload length
 and CRC32, caller's metadata) followed by FAISS's own serialisation, so a
-truncated or altered file is refused before FAISS ever parses it.
+truncated or altered file is refused before FAISS ever parses it. The ivfpq kind's header
+has no payload: its FAISS index and exact vectors are files beside it, so they can be mapped.
 """
 
 from __future__ import annotations
@@ -35,6 +38,15 @@ HNSW_EF_SEARCH = 128  # raised to k when more results are asked for
 # 200k (d=384, 2-core CI machine), while an HNSW graph takes ~0.55 ms per vector to build
 # and loses a little recall. Exact search stays cheaper overall up to about here.
 DEFAULT_HNSW_ABOVE = 200_000
+# Not measured at that size: memory arithmetic. Flat float32 vectors at d=384 take 1.5 KB each and
+# an HNSW graph ~0.26 KB more, so 5M passages need ~9 GB of RAM, about what a 16 GB laptop can
+# spare; past that only compressed codes (~40 B) fit. No queue today comes near it, so nothing
+# built today changes.
+DEFAULT_COMPRESSED_ABOVE = 5_000_000
+# PQ's 256 centroids per sub-quantiser need ~39 training points each; below this exact search
+# is cheap anyway, so a smaller collection asked to be compressed is kept flat.
+MIN_COMPRESSED = 10_000
+KINDS = ("flat", "hnsw", "ivfpq")
 
 
 def _faiss():
@@ -47,8 +59,12 @@ class VectorIndex:
     """A FAISS index from int64 ids to unit vectors; ``search`` returns (D, I) like FAISS."""
 
     def __init__(self, index, kind: str, dim: int, meta: Mapping[str, Any] | None = None,
-                 threads: int = 0, ef_search: int = HNSW_EF_SEARCH):
+                 threads: int = 0, ef_search: int = HNSW_EF_SEARCH, exact: np.ndarray | None = None,
+                 nprobe: int = 0, recall: float | None = None):
         self._index = index
+        self._exact = exact  # ivfpq: the exact vectors the shortlist is re-ranked by (memory-mapped)
+        self.nprobe = nprobe
+        self.recall = recall  # ivfpq: recall@10 against exact search measured when nprobe was chosen
         self.kind = kind
         self.dim = dim
         self.meta = dict(meta or {})
@@ -63,7 +79,8 @@ class VectorIndex:
     def build(cls, vectors: np.ndarray, ids: np.ndarray, kind: str = "auto",
               hnsw_above: int = DEFAULT_HNSW_ABOVE, meta: Mapping[str, Any] | None = None,
               threads: int = 0, m: int = HNSW_M, ef_construction: int = HNSW_EF_CONSTRUCTION,
-              ef_search: int = HNSW_EF_SEARCH) -> "VectorIndex":
+              ef_search: int = HNSW_EF_SEARCH, compressed_above: int = DEFAULT_COMPRESSED_ABOVE,
+              nlist: int = 0) -> "VectorIndex":
         vectors = _as_matrix(vectors)
         ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
         if len(ids) != len(vectors):
@@ -71,11 +88,22 @@ class VectorIndex:
         if len(np.unique(ids)) != len(ids):
             raise ValueError("ids must be unique")
         if kind == "auto":
-            kind = "hnsw" if len(vectors) > hnsw_above else "flat"
-        if kind not in ("flat", "hnsw"):
-            raise RqError(f"vector index kind {kind!r}: use auto, flat or hnsw")
+            kind = "ivfpq" if len(vectors) > compressed_above else "hnsw" if len(vectors) > hnsw_above else "flat"
+        if kind not in KINDS:
+            raise RqError(f"vector index kind {kind!r}: use auto, {', '.join(KINDS)}")
+        if kind == "ivfpq" and len(vectors) < MIN_COMPRESSED:
+            kind = "flat"
         faiss = _faiss()
         dim = vectors.shape[1]
+        if kind == "ivfpq":
+            from rq.index.compressed import build_ivfpq
+
+            if not np.array_equal(ids, np.arange(len(ids))):
+                # The exact vectors are found by position; rq numbers passages 0..n-1 anyway.
+                raise ValueError("a compressed index takes ids 0..n-1 in order")
+            threads = threads or usable_cpus()
+            index, nprobe, recall = build_ivfpq(vectors, threads, nlist=nlist)
+            return cls(index, kind, dim, meta, threads, ef_search, exact=vectors, nprobe=nprobe, recall=recall)
         if kind == "flat":
             inner = faiss.IndexFlatIP(dim)
         else:
@@ -106,6 +134,12 @@ class VectorIndex:
             faiss.downcast_index(self._index.index).hnsw.efSearch = max(self.ef_search, k)
         if self.ntotal == 0:
             return (np.full((len(queries), k), -np.inf, np.float32), np.full((len(queries), k), -1, np.int64))
+        if self.kind == "ivfpq":
+            from rq.index.compressed import search_reranked
+
+            D, I = search_reranked(self._index, self._exact, queries, k)
+            D[I < 0] = -np.inf
+            return D, I
         D, I = self._index.search(queries, k)
         D[I < 0] = -np.inf  # FAISS pads with -FLT_MAX; -inf says "no result" plainly
         return D, I
@@ -126,16 +160,26 @@ class VectorIndex:
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         if not len(ids):
             return np.zeros((0, self.dim), np.float32)
+        if self._exact is not None:
+            return np.asarray(self._exact[ids], dtype=np.float32)
         inner = _faiss().downcast_index(self._index.index)
         return np.stack([inner.reconstruct(int(i)) for i in ids]).astype(np.float32)
 
     def save(self, path: Path) -> None:
         faiss = _faiss()
-        payload = faiss.serialize_index(self._index)  # uint8 numpy array
+        extra: dict[str, Any] = {}
+        if self.kind == "ivfpq":
+            from rq.index.compressed import save_parts
+
+            extra = {"parts": save_parts(self._index, self._exact, Path(path)), "nprobe": self.nprobe,
+                     "recall_at_10": self.recall}
+            payload = np.zeros(0, np.uint8)
+        else:
+            payload = faiss.serialize_index(self._index)  # uint8 numpy array
         header = json.dumps({
             "format": FORMAT, "kind": self.kind, "dim": self.dim, "ntotal": self.ntotal,
             "payload_bytes": int(payload.nbytes), "crc32": zlib.crc32(payload) & 0xFFFFFFFF,
-            "meta": self.meta,
+            "meta": self.meta, **extra,
         }, sort_keys=True).encode()
         atomic_write_bytes(Path(path), [MAGIC, struct.pack("<I", len(header)), header, payload.tobytes()])
 
@@ -157,6 +201,12 @@ class VectorIndex:
             raise IndexMismatchError(
                 f"{path}: vectors of dimension {header['dim']}, the model gives {dim}; rebuild the index"
             )
+        if header["kind"] == "ivfpq":
+            from rq.index.compressed import load_parts
+
+            index, exact = load_parts(path, header)
+            return cls(index, "ivfpq", header["dim"], header.get("meta"), threads, ef_search, exact=exact,
+                       nprobe=int(header.get("nprobe", 1)), recall=header.get("recall_at_10"))
         faiss = _faiss()
         try:
             index = faiss.deserialize_index(np.frombuffer(payload, dtype=np.uint8))

@@ -20,6 +20,21 @@ from rq.settings import Settings
 Notice = Callable[[str], None]
 
 
+def embed_device(settings: Settings, notice: Notice | None = None) -> str:
+    """"cpu" or "cuda": where passages would be embedded. Only the device files are looked at, so
+    a machine without an NVIDIA GPU never imports torch to find out. ``cuda`` asked for with no
+    GPU falls back to the CPU and says so. (The CUDA torch fp16 path is not built yet: on a GPU
+    this still answers "cuda" but the CPU encoders are used.)"""
+    from pathlib import Path
+
+    visible = Path("/dev/nvidiactl").exists()
+    if settings.embed_device == "cuda" and not visible:
+        if notice:
+            notice("embed_device is cuda but no CUDA GPU is visible: embedding on the CPU")
+        return "cpu"
+    return "cuda" if settings.embed_device != "cpu" and visible else "cpu"
+
+
 def make_embedder(settings: Settings, notice: Notice | None = None):
     """The encoder a read command should use, saying on ``notice`` why when it is not the fast one."""
     if settings.embed_backend == "onnx":
@@ -63,6 +78,7 @@ def embedder_for_build(settings: Settings, embedder=None, notice: Notice | None 
     onnx backend, else sentence-transformers. An embedder the caller chose itself (tests,
     benchmarks) is returned as given, unless it is make_embedder's fallback or an ONNX encoder
     of the wrong bulk precision."""
+    embed_device(settings, notice)
     if settings.embed_backend != "onnx":
         return embedder if embedder is not None else torch_embedder(settings)
     chosen = embedder is not None and not getattr(embedder, "fallback", False)
