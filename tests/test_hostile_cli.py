@@ -109,7 +109,7 @@ def test_a_negative_chars_is_a_usage_error(hostile_queue):
 
 
 def test_highlighting_keeps_the_spaces_between_words():
-    from rq.cli.find import _highlighted
+    from rq.cli.hits import _highlighted
 
     passage = f"Tomato growing is easy {ESC}c in spring"
     shown = _highlighted("    ", passage, [(0, 6), (7, 14)])

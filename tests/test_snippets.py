@@ -110,7 +110,7 @@ def test_sentences(text, expected):
 def test_the_terminal_marks_the_query_words_and_prints_the_rest_plainly():
     from rich.console import Console
 
-    from rq.cli.find import _highlighted
+    from rq.cli.hits import _highlighted
 
     passage = "Sharding with \x1b[31mcolour\x1b[0m keeps a table on many machines"
     snippet = SnippetPicker("sharding machines", TOKENIZE).pick([passage])
@@ -235,7 +235,7 @@ def test_a_page_with_text_shows_its_text_not_only_its_note(library, embedder):
 def test_the_terminal_shows_the_marked_snippet_and_labels_a_note(library, embedder, monkeypatch):
     from rich.console import Console
 
-    from rq.cli import find
+    from rq.cli import hits as find
     from rq.rank.search import search
 
     out = io.StringIO()

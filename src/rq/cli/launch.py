@@ -15,7 +15,13 @@ def main() -> None:
     if argv and argv[0] in ("search", "next", "related", "show"):
         from rq.cli.remote import answer
 
-        code = answer(argv)
+        try:
+            code = answer(argv)
+        except KeyboardInterrupt:
+            sys.stderr.write("rq: interrupted\n")
+            sys.exit(130)
+        except Exception:  # the engine path is an optimisation: anything odd goes in-process,
+            code = None  # where every error is handled and said in one line
         if code is not None:
             sys.stdout.flush()
             sys.exit(code)
