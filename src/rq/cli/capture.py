@@ -8,13 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from rq.cli.options import IndexOpt, JsonOpt, QueueOpt, handles_errors, settings_from
+from rq.cli.options import AllowPrivateOpt, IndexOpt, JsonOpt, QueueOpt, handles_errors, settings_from
 from rq.cli.output import Bar, emit_json, one_line, plain, say, stderr, stdout
 from rq.errors import RqError, UsageError
 
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the change as a diff and write nothing.")]
-PrivateOpt = Annotated[bool, typer.Option(
-    "--allow-private", help="Let the link reach loopback/private addresses (as `rq ingest --allow-private`).")]
 
 
 @handles_errors
@@ -29,7 +27,7 @@ def add(
     read: Annotated[bool, typer.Option("--read", help="Add it ticked, as read.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Take the best section without asking.")] = False,
     dry_run: DryRunOpt = False,
-    allow_private: PrivateOpt = False,
+    allow_private: AllowPrivateOpt = False,
     queue: QueueOpt = None,
     index: IndexOpt = None,
     json_out: JsonOpt = False,
@@ -228,7 +226,7 @@ def import_(
     fmt: Annotated[str, typer.Option(
         "--format", help="auto, netscape, pocket, instapaper, raindrop, opml, omnivore, karakeep or urls.")] = "auto",
     dry_run: DryRunOpt = False,
-    allow_private: PrivateOpt = False,
+    allow_private: AllowPrivateOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Bring in bookmarks and read-later exports: each new link at the end of its heading's list.

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from rq.cli.options import IndexOpt, JsonOpt, QueueOpt, handles_errors, settings_from
+from rq.cli.options import AllowPrivateOpt, IndexOpt, JsonOpt, QueueOpt, handles_errors, settings_from
 from rq.cli.output import Bar, emit_json, one_line, say, stderr
 from rq.errors import UsageError
 
@@ -16,9 +16,7 @@ def ingest(
     queue: QueueOpt = None,
     index: IndexOpt = None,
     refresh: Annotated[bool, typer.Option("--refresh", help="Fetch every link again, fresh or not.")] = False,
-    allow_private: Annotated[bool, typer.Option(
-        "--allow-private",
-        help="Let links reach loopback/private addresses (off: a shared list must not probe your network).")] = False,
+    allow_private: AllowPrivateOpt = False,
     no_index: Annotated[bool, typer.Option("--no-index", help="Skip updating the search index afterwards.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -28,19 +26,8 @@ def ingest(
 
     Example: rq ingest --queue ~/notes/reading.md
     """
-    from rq.ingest.pipeline import ingest as run_ingest
-
     settings = settings_from(queue=queue, index=index, refresh=refresh or None, allow_private=allow_private or None)
-    with Bar("fetching") as bar:
-        summary = run_ingest(settings, progress=bar, notice=say)
-    print_ingest_summary(summary)  # stderr: a report on the run, also when stdout carries JSON
-    report = None
-    if not no_index:
-        from rq.index.build import build_index
-
-        with Bar("embedding") as bar:
-            report = build_index(settings, progress=bar, notice=say)
-        print_index_report(report)
+    summary, report = _fetch_then_index(settings, index_too=not no_index)
     if json_out:
         emit_json({**summary.as_dict(), "index": report.__dict__ if report else None})
     if not summary.did_something:
@@ -51,8 +38,7 @@ def ingest(
 def watch(
     queue: QueueOpt = None,
     index: IndexOpt = None,
-    allow_private: Annotated[bool, typer.Option(
-        "--allow-private", help="Let links reach loopback/private addresses (as `rq ingest --allow-private`).")] = False,
+    allow_private: AllowPrivateOpt = False,
     settle: Annotated[float, typer.Option(
         "--settle", min=0.05, max=60.0, metavar="SECONDS",
         help="How long the file must stay unchanged after a save before rq acts on it.")] = 1.0,
@@ -93,18 +79,29 @@ def _bring_up_to_date(settings, only_new: bool) -> None:
     """One `rq ingest` (fetch what is new or stale, then index), reported on stderr; a failure is
     reported and the watch goes on (the next save may fix the file)."""
     from rq.errors import RqError
-    from rq.index.build import build_index
-    from rq.ingest.pipeline import ingest as run_ingest
 
     try:
-        with Bar("fetching") as bar:
-            summary = run_ingest(settings, progress=bar, notice=say, only_new=only_new)
-        print_ingest_summary(summary)
+        _fetch_then_index(settings, only_new=only_new)
+    except RqError as exc:
+        say(f"{exc}; waiting for the next save")
+
+
+def _fetch_then_index(settings, index_too: bool = True, only_new: bool = False):
+    """What `rq ingest` and each `rq watch` round run: fetch, then index, each with its bar and its
+    report on stderr (also when stdout carries JSON). Returns the ingest summary and the index report."""
+    from rq.ingest.pipeline import ingest as run_ingest
+
+    with Bar("fetching") as bar:
+        summary = run_ingest(settings, progress=bar, notice=say, only_new=only_new)
+    print_ingest_summary(summary)
+    report = None
+    if index_too:
+        from rq.index.build import build_index
+
         with Bar("embedding") as bar:
             report = build_index(settings, progress=bar, notice=say)
         print_index_report(report)
-    except RqError as exc:
-        say(f"{exc}; waiting for the next save")
+    return summary, report
 
 
 FAILURES_SHOWN = 10  # the rest are counted ("and 5 more") and listed by `rq ls --failed`

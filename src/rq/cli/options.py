@@ -21,6 +21,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 # On the commands a running `rq serve` answers (rq.cli.remote reads it before typer runs).
 VerboseOpt = Annotated[bool, typer.Option(
     "--verbose", "-v", help="Say whether a running `rq serve` answered, or why the command worked in-process.")]
+AllowPrivateOpt = Annotated[bool, typer.Option(
+    "--allow-private",
+    help="Let links reach loopback/private addresses (off: a shared list must not probe your network).")]
 # -n on every command that answers with a list; `rq search` also keeps its first spelling, -k.
 LimitOpt = Annotated[int | None, typer.Option(
     "-n", "--limit", min=1, metavar="N", help="Show at most N (default: all).", show_default=False)]
