@@ -10,7 +10,7 @@ import pytest
 from support.http import static
 from support.routes import page
 
-HEAVY = ("torch", "sentence_transformers", "transformers", "trafilatura", "faiss", "pypdfium2", "bm25s")
+HEAVY = ("torch", "sentence_transformers", "transformers", "trafilatura", "faiss", "pypdfium2", "bm25s", "ray")
 
 
 def rq(*args, env_extra=None, cwd=None):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -30,6 +31,7 @@ FUSION_NORMS = ("tmm", "minmax", "zscore", "absolute")
 FUSION_LEVELS = ("resource", "passage")
 VECTOR_INDEXES = ("auto", "flat", "hnsw", "ivfpq")
 EMBED_DEVICES = ("auto", "cpu", "cuda")
+ENGINES = ("local", "ray")
 EMBED_BACKENDS = ("onnx", "torch")
 EMBED_BULK = ("int8", "fp32")
 RECOMMEND_METHODS = ("centroid", "maxsim", "contrast", "svm")  # or several joined by "+"
@@ -93,6 +95,14 @@ class Settings:
     # Where passages are embedded: auto takes a CUDA GPU when torch sees one, else the CPU default;
     # cuda asked for without one falls back to the CPU and says so.
     embed_device: str = "auto"
+    # Where ingest fetches and extracts and where index embeds: local (this process and its
+    # workers) or ray (Ray Data stages on a Ray cluster: the `scale` extra). Either way the results
+    # land in the same archive and index.
+    engine: str = "local"
+    # The Ray cluster: "" starts a private one on this machine (or joins RAY_ADDRESS when set),
+    # "auto" joins the one `ray start` runs on this machine, HOST:PORT joins that head node.
+    ray_address: str = ""
+    ray_workers: int = 0  # embedding actors and fetch tasks at once; 0: one per CPU of the cluster
     fusion: str = "convex"  # convex | rrf
     fusion_norm: str = "tmm"  # tmm | minmax | zscore | absolute (convex only)
     hybrid_alpha: float = 0.875  # weight of the dense score; chosen on SciFact train (with dense windows)
@@ -182,6 +192,7 @@ RULES: dict[str, Choice | Range] = {
     "embed_backend": Choice(EMBED_BACKENDS), "embed_bulk": Choice(EMBED_BULK),
     "vector_index": Choice(VECTOR_INDEXES), "hnsw_above": _NOT_NEGATIVE,
     "compressed_above": _NOT_NEGATIVE, "embed_device": Choice(EMBED_DEVICES),
+    "engine": Choice(ENGINES), "ray_workers": _NOT_NEGATIVE,
     "fusion": Choice(FUSIONS), "fusion_norm": Choice(FUSION_NORMS), "hybrid_alpha": Range(0, 1),
     "threads": _NOT_NEGATIVE, "fusion_level": Choice(FUSION_LEVELS), "fusion_depth": _NOT_NEGATIVE,
     "keyword_title_weight": Range(1, 10), "dense_window_words": _NOT_NEGATIVE, "doc_weight": Range(0, 1),
@@ -222,10 +233,17 @@ def _check_pair(values: Mapping[str, Any], sources: Mapping[str, str]) -> None:
     if 0 < window < 16:
         raise _problem("dense_window_words", window, "0 (off) or at least 16",
                        sources.get("dense_window_words", "Settings()"))
+    address = values["ray_address"]
+    if address not in ("", "auto") and not _RAY_ADDRESS.fullmatch(address):
+        raise _problem("ray_address", address, "empty (a Ray of rq's own), auto, or HOST:PORT of a Ray head node",
+                       sources.get("ray_address", "Settings()"))
     words, overlap = values["chunk_words"], values["chunk_overlap_words"]
     if overlap >= words:
         raise _problem("chunk_overlap_words", overlap, f"less than chunk_words, {words}",
                        sources.get("chunk_overlap_words", sources.get("chunk_words", "Settings()")))
+
+
+_RAY_ADDRESS = re.compile(r"(ray://)?[A-Za-z0-9._\-]+:[0-9]{1,5}|(ray://)?\[[0-9A-Fa-f:.]+\]:[0-9]{1,5}")
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:

@@ -6,7 +6,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from rq.cli.options import AllowPrivateOpt, IndexOpt, JsonOpt, QueueOpt, handles_errors, settings_from
+from rq.cli.options import (
+    AddressOpt,
+    AllowPrivateOpt,
+    EngineOpt,
+    IndexOpt,
+    JsonOpt,
+    QueueOpt,
+    WorkersOpt,
+    handles_errors,
+    settings_from,
+)
 from rq.cli.output import Bar, emit_json, one_line, say, stderr
 from rq.errors import UsageError
 
@@ -18,15 +28,23 @@ def ingest(
     refresh: Annotated[bool, typer.Option("--refresh", help="Fetch every link again, fresh or not.")] = False,
     allow_private: AllowPrivateOpt = False,
     no_index: Annotated[bool, typer.Option("--no-index", help="Skip updating the search index afterwards.")] = False,
+    engine: EngineOpt = None,
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Fetch every link of the queue, extract its text and archive both, then update the index.
 
     A re-run fetches only what is stale, extracts only what changed and embeds nothing twice.
+    With --engine ray, fetching, extracting and embedding run on a Ray cluster (per-host limits hold
+    across all its machines) and land in the same archive and index.
 
     Example: rq ingest --queue ~/notes/reading.md
+    Example: rq ingest --engine ray --address 10.0.0.5:6379
     """
-    settings = settings_from(queue=queue, index=index, refresh=refresh or None, allow_private=allow_private or None)
+    settings = settings_from(queue=queue, index=index, refresh=refresh or None, allow_private=allow_private or None,
+                             engine=engine, ray_address=address, ray_workers=workers)
+    _say_engine(settings)
     summary, report = _fetch_then_index(settings, index_too=not no_index)
     if json_out:
         emit_json({**summary.as_dict(), "index": report.__dict__ if report else None})
@@ -104,6 +122,15 @@ def _fetch_then_index(settings, index_too: bool = True, only_new: bool = False):
     return summary, report
 
 
+def _say_engine(settings) -> None:
+    """Where the work will run, on stderr, when it is not here: starting or joining Ray takes seconds."""
+    if settings.engine != "ray":
+        return
+    where = (f"the Ray cluster at {settings.ray_address}" if settings.ray_address
+             else "a Ray of rq's own on this machine")
+    say(f"engine: ray ({where}; joined only when there is something to fetch or embed)")
+
+
 FAILURES_SHOWN = 10  # the rest are counted ("and 5 more") and listed by `rq ls --failed`
 
 
@@ -142,17 +169,25 @@ def index(
     rebuild: Annotated[bool, typer.Option(
         "--rebuild", help="Rebuild even if up to date (vectors still come from the cache).")] = False,
     model: Annotated[Optional[str], typer.Option("--model", help="Embedding model name or local folder.")] = None,
+    engine: EngineOpt = None,
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Cut archived text into passages, embed them and build the vector and keyword indexes.
 
     Unchanged passages are never embedded twice. `rq search` runs this by itself when needed.
+    With --engine ray the passages are embedded by a pool of Ray actors (each keeps the model
+    loaded); the index is the same one a local run builds.
 
     Example: rq index --rebuild
+    Example: rq index --engine ray --address auto
     """
     from rq.index.build import build_index
 
-    settings = settings_from(queue=queue, index=index, model=model)
+    settings = settings_from(queue=queue, index=index, model=model, engine=engine, ray_address=address,
+                             ray_workers=workers)
+    _say_engine(settings)
     with Bar("embedding") as bar:
         report = build_index(settings, progress=bar, force=rebuild, notice=say)
     if json_out:

@@ -24,6 +24,18 @@ VerboseOpt = Annotated[bool, typer.Option(
 AllowPrivateOpt = Annotated[bool, typer.Option(
     "--allow-private",
     help="Let links reach loopback/private addresses (off: a shared list must not probe your network).")]
+# rq ingest and rq index: where the work runs (the scale extra); default: the engine setting, else local.
+EngineOpt = Annotated[str | None, typer.Option(
+    "--engine", metavar="local|ray", show_default=False,
+    help="Run fetching, extracting and embedding here (local) or as Ray Data stages on a Ray cluster "
+         "(ray: rq's scale extra); either way the same archive and index.")]
+AddressOpt = Annotated[str | None, typer.Option(
+    "--address", "--ray-address", metavar="auto|HOST:PORT", show_default=False,
+    help="With --engine ray: the cluster to join (auto: the one `ray start` runs here; HOST:PORT: a head "
+         "node). Default: RAY_ADDRESS, else a Ray of rq's own on this machine.")]
+WorkersOpt = Annotated[int | None, typer.Option(
+    "--workers", "--ray-workers", min=1, metavar="N", show_default=False,
+    help="With --engine ray: embedding actors and fetch tasks at once (default: one per CPU of the cluster).")]
 # -n on every command that answers with a list; `rq search` also keeps its first spelling, -k.
 LimitOpt = Annotated[int | None, typer.Option(
     "-n", "--limit", min=1, metavar="N", help="Show at most N (default: all).", show_default=False)]

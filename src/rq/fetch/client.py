@@ -316,7 +316,7 @@ def fetch_one(request: FetchRequest, settings: Settings, client: FetchClient | N
 
 def fetch_all(requests: Iterable[FetchRequest], settings: Settings,
               on_result: Callable[[FetchResult], None] | None = None,
-              added: list[FetchRequest] | None = None) -> Iterator[FetchResult]:
+              added: list[FetchRequest] | None = None, gate=None) -> Iterator[FetchResult]:
     """Fetch every link concurrently, yielding each result as it completes (one per request).
 
     ``on_result``, if given, is called in the caller's thread with each result
@@ -325,14 +325,15 @@ def fetch_all(requests: Iterable[FetchRequest], settings: Settings,
     out and started at its host's next turn, ahead of that host's links still
     waiting, and yields its result like the others. Per-host limits
     (``fetch_per_host``, ``fetch_host_delay``) hold across all the links of one
-    call. Closing the iterator early cancels the fetches still running.
+    call. Closing the iterator early cancels the fetches still running. ``gate``: who hands out
+    the per-host turns, when not this call's own HostGate (one shared by a whole cluster: it has
+    HostGate's ``slot``, ``ready_at``, ``cancelled`` and ``cancel``).
     """
     added = added if added is not None else []
     pending = Pending(((host_of(r.url), r) for r in requests), settings.fetch_per_host)
-    cancelled = threading.Event()
-    gate = HostGate(settings.fetch_per_host, settings.fetch_host_delay, cancelled)
+    gate = gate or HostGate(settings.fetch_per_host, settings.fetch_host_delay, threading.Event())
     client = FetchClient(settings)
-    fetcher = _Fetcher(settings, client, gate, cancelled)
+    fetcher = _Fetcher(settings, client, gate, gate.cancelled)
     workers = max(1, settings.fetch_concurrency)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rq-fetch")
     running: dict[Future, str] = {}
@@ -353,8 +354,7 @@ def fetch_all(requests: Iterable[FetchRequest], settings: Settings,
                 yield result
     finally:
         # Wake everything still waiting (gate, backoff, socket reads) so shutdown is quick.
-        cancelled.set()
-        gate.wake()
+        gate.cancel()
         client.backend.abort_all()
         pool.shutdown(wait=True, cancel_futures=True)
         client.close()

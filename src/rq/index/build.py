@@ -120,6 +120,10 @@ def build_index(settings: Settings, progress: Progress | None = None, force: boo
         _, queue, archive = open_for(settings)  # a bad queue fails here, before any export
         try:
             embedder = embedder_for_build(settings, embedder, notice)
+            if settings.engine == "ray":
+                from rq.index.encoders.on_ray import RayEmbedder
+
+                embedder = RayEmbedder(embedder, settings)
             remove_legacy_export(location.index_dir, notice)
             sync_queue(archive, queue)
             reason = "rebuild asked for" if force else staleness(location, queue, archive, settings,
@@ -155,17 +159,29 @@ def _embed_rows(rows: list[tuple], archive: Archive, embedder, settings: Setting
     key = vectors_key(embedder)
     cached = lookup_vectors(archive, embedder.model_id, key, hashes)
     missing = list({row[4]: row[3] for row in rows if row[4] not in cached}.items())
-    for start in range(0, len(missing), COMMIT_EVERY):
-        batch = missing[start:start + COMMIT_EVERY]
-        vectors = embedder.encode([text for _, text in batch], batch_size=settings.embed_batch_size,
-                                  progress=_offset(progress, start, len(missing)))
-        fresh = [(h, v.astype(np.float32).tobytes()) for (h, _), v in zip(batch, vectors)]
+    for numbers, vectors in _fresh_vectors(embedder, [text for _, text in missing], settings, progress):
+        fresh = [(missing[i][0], v.astype(np.float32).tobytes()) for i, v in zip(numbers, vectors)]
         archive.cache_vectors(key, fresh)
         cached.update(fresh)
     matrix = np.zeros((len(rows), embedder.dim), dtype=np.float32)
     for i, h in enumerate(hashes):
         matrix[i] = np.frombuffer(cached[h], dtype=np.float32)
     return matrix, len(missing)
+
+
+def _fresh_vectors(embedder, texts: list[str], settings: Settings, progress: Progress | None):
+    """(text numbers, vectors) of ``texts``, COMMIT_EVERY or so at a time: from an encoder that
+    streams its own (embedding on a Ray cluster), else embedded here a slice at a time."""
+    stream = getattr(embedder, "encode_stream", None)
+    if stream is not None:
+        total = len(texts)
+        yield from stream(texts, COMMIT_EVERY, None if progress is None else
+                          (lambda done, _: progress(done, total, "embedding")))
+        return
+    for start in range(0, len(texts), COMMIT_EVERY):
+        batch = texts[start:start + COMMIT_EVERY]
+        yield range(start, start + len(batch)), embedder.encode(
+            batch, batch_size=settings.embed_batch_size, progress=_offset(progress, start, len(texts)))
 
 
 def _offset(progress: Progress | None, start: int, total: int):

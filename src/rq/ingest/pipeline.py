@@ -87,8 +87,10 @@ def ingest(settings: Settings, progress: Progress | None = None, notice: Notice 
         try:
             summary.added, summary.removed = sync_queue(archive, queue)
             requests = plan_fetches(archive, queue, settings, summary, only_new)
-            _fetch_and_store(archive, requests, settings, summary, progress,
-                             {r.id for r in queue.resources})
+            run = _fetch_and_store
+            if settings.engine == "ray":
+                from rq.ingest.on_ray import fetch_and_store as run
+            run(archive, requests, settings, summary, progress, {r.id for r in queue.resources})
         finally:
             archive.close()
     shown = {r.id: r.short_id for r in queue.resources}

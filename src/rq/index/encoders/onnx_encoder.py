@@ -123,10 +123,14 @@ class OnnxEmbedder:
         batch_size = batch_size or self.batch_size
         session = self._session(self.bulk, self.threads)
         encodings = self._tokenize(texts)
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
-        order = np.argsort(-lengths, kind="stable")  # longest first
-        return encode_in_batches(order, batch_size, self.dim,
+        return encode_in_batches(_longest_first(encodings), batch_size, self.dim,
                                  lambda idx: self._run(session, [encodings[i] for i in idx]), progress)
+
+    def batch_order(self, texts: Sequence[str]) -> np.ndarray:
+        """The order encode() runs ``texts`` in, cut into batches of batch_size: which texts share a
+        batch matters to the int8 graph (its activations are quantised per batch), so a run that
+        spreads the work (rq.index.encoders.on_ray) forms the very same batches."""
+        return _longest_first(self._tokenize(list(texts)))
 
     def encode_query(self, text: str) -> np.ndarray:
         """One query's vector, shape (dim,), through the fp32 graph on ``query_threads`` threads."""
@@ -221,3 +225,10 @@ class OnnxEmbedder:
                                "`rq index` exports it again") from None
         self._sessions[key] = session
         return session
+
+
+def _longest_first(encodings) -> np.ndarray:
+    """Text numbers by word pieces, longest first, ties in input order (texts of similar length
+    share a batch, so little compute goes to padding)."""
+    lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+    return np.argsort(-lengths, kind="stable")

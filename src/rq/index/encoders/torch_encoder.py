@@ -107,10 +107,14 @@ class Embedder:
             if progress is not None:
                 progress(1, 1)
             return vector
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # longest first
-        return encode_in_batches(order, batch_size, self.dim, lambda idx: model.encode(
+        return encode_in_batches(self.batch_order(texts), batch_size, self.dim, lambda idx: model.encode(
             [texts[i] for i in idx], batch_size=len(idx), convert_to_numpy=True, normalize_embeddings=True,
             show_progress_bar=False), progress)
+
+    def batch_order(self, texts: Sequence[str]) -> list[int]:
+        """The order encode() runs ``texts`` in, cut into batches of batch_size: longest first
+        (by characters), ties in input order."""
+        return sorted(range(len(texts)), key=lambda i: -len(texts[i]))
 
     def _encode_one(self, text: str) -> np.ndarray:
         """A single short text on one thread: splitting a ten-token forward pass across
