@@ -100,12 +100,25 @@ class CudaEmbedder(Embedder):
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # longest first
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         done = 0
+
+        def collect(idx: np.ndarray, vectors) -> None:
+            nonlocal done
+            out[idx] = vectors.cpu().numpy()  # waits for this batch on the device
+            done += len(idx)
+            if progress is not None:
+                progress(done, len(texts))
+
         try:
+            launched = None
             for idx, ids, mask in self.tokenized(texts, order, size):
-                out[idx] = self._forward(net, ids, mask)
-                done += len(idx)
-                if progress is not None:
-                    progress(done, len(texts))
+                # A batch is launched before the one before it is copied back, so the GPU has the
+                # next batch queued while this thread waits: it never idles between batches.
+                current = (idx, self._forward(net, ids, mask))
+                if launched is not None:
+                    collect(*launched)
+                launched = current
+            if launched is not None:
+                collect(*launched)
         finally:
             torch.set_num_threads(threads)
         return out
@@ -158,8 +171,9 @@ class CudaEmbedder(Embedder):
             mask[row, :len(e.ids)] = 1
         return ids, mask
 
-    def _forward(self, net, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Mean pooling over the attention mask, then L2 normalisation, as the model's
+    def _forward(self, net, ids: np.ndarray, mask: np.ndarray):
+        """The batch's vectors as a float32 tensor on the device (launched; on a GPU not yet
+        computed): mean pooling over the attention mask, then L2 normalisation, as the model's
         1_Pooling (mean tokens) and 2_Normalize modules do; pooled in float32."""
         import torch
 
@@ -170,8 +184,7 @@ class CudaEmbedder(Embedder):
             weights = mask_t.unsqueeze(-1).to(torch.float32)
             summed = (hidden.to(torch.float32) * weights).sum(dim=1)
             mean = summed / weights.sum(dim=1).clamp(min=1e-9)
-            vectors = torch.nn.functional.normalize(mean, p=2, dim=1)
-            return vectors.cpu().numpy()
+            return torch.nn.functional.normalize(mean, p=2, dim=1)
 
     def _load_net(self):
         # The model is local; these make sure no library goes looking for an update online.
