@@ -102,3 +102,29 @@ def test_a_visible_gpu_with_a_cpu_build_of_torch_falls_back_and_says_so(monkeypa
     assert said == [f"embed_device is cuda but {problem}: embedding on the CPU"]
     said.clear()
     assert factory.embed_device(Settings(embed_device="auto"), said.append) == "cpu" and said == []
+
+
+@pytest.mark.parametrize("settings, dtype", [
+    (Settings(), "float16"),  # int8 on the CPU: approximate vectors are fine, so fp16
+    (Settings(embed_bulk="fp32"), "float32"),  # exact vectors asked for: exact on the GPU too
+    (Settings(embed_backend="torch"), "float32"),
+])
+def test_a_gpu_embeds_in_fp16_unless_exact_vectors_are_asked_for(settings, dtype):
+    assert factory.gpu_dtype(settings) == dtype
+
+
+def test_telling_a_cpu_build_of_torch_imports_no_torch(tmp_path):
+    import subprocess
+    import sys
+
+    if factory.torch_gpu_problem() is None:
+        pytest.skip("torch here sees a CUDA GPU")
+    (tmp_path / "nvidiactl").touch()
+    code = ("import sys; from pathlib import Path; from rq.index.encoders import factory; "
+            "from rq.settings import Settings; "
+            f"factory.NVIDIA_DEVICE = Path({str(tmp_path / 'nvidiactl')!r}); "
+            "said = []; device = factory.embed_device(Settings(embed_device='cuda'), said.append); "
+            "print(device, len(said), 'torch' in sys.modules)")
+    env = {"PYTHONPATH": str(Path(__file__).parents[1] / "src"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert done.stdout.split() == ["cpu", "1", "False"], done.stderr

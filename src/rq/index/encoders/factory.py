@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from rq.errors import ArchiveError, RqError
+from rq.index.encoders.cache import wants_exact
 from rq.index.encoders.onnx_encoder import OnnxEmbedder
 from rq.index.encoders.store import export_dir, export_once, legacy_dir, load_export
 from rq.paths import locate
@@ -111,11 +112,12 @@ def torch_embedder(settings: Settings):
 
 
 def embedder_for_build(settings: Settings, embedder=None, notice: Notice | None = None):
-    """The encoder an index build should use: on a CUDA GPU (embed_device), the fp16 GPU encoder;
-    else the shared ONNX export (made now if missing) on the onnx backend, else
-    sentence-transformers. The export is made on a GPU too: searches encode queries with it. An
-    embedder the caller chose itself (tests, benchmarks) is returned as given, unless it is
-    make_embedder's fallback or an ONNX encoder of the wrong bulk precision."""
+    """The encoder an index build should use: on a CUDA GPU (embed_device), the GPU encoder (fp16,
+    or float32 where exact vectors are asked for: gpu_dtype); else the shared ONNX export (made
+    now if missing) on the onnx backend, else sentence-transformers. The export is made on a GPU
+    too: searches encode queries with it. An embedder the caller chose itself (tests,
+    benchmarks) is returned as given, unless it is make_embedder's fallback or an ONNX encoder
+    of the wrong bulk precision."""
     device = embed_device(settings, notice)
     cpu = _cpu_embedder_for_build(settings, embedder, notice)
     chosen = embedder is not None and not getattr(embedder, "fallback", False)
@@ -124,13 +126,19 @@ def embedder_for_build(settings: Settings, embedder=None, notice: Notice | None 
     from rq.index.encoders.cuda_encoder import CudaEmbedder
 
     try:
-        gpu = CudaEmbedder(settings.model, device="cuda", threads=settings.threads)
+        gpu = CudaEmbedder(settings.model, device="cuda", dtype=gpu_dtype(settings), threads=settings.threads)
     except RqError as exc:
         if notice:
             notice(f"{exc}: embedding on the CPU")
         return cpu
     gpu.export_key = getattr(cpu, "export_key", "")  # the export searches of this index use
     return gpu
+
+
+def gpu_dtype(settings: Settings) -> str:
+    """float16 on a GPU, unless the settings ask for exact passage vectors (the torch backend, or
+    ``embed_bulk = "fp32"``): then float32, whose vectors are the CPU's and share their cache key."""
+    return "float32" if wants_exact(settings) else "float16"
 
 
 def _cpu_embedder_for_build(settings: Settings, embedder, notice: Notice | None):
