@@ -94,8 +94,9 @@ def staleness(location: Location, queue: Queue, archive: Archive, settings: Sett
         return "index format changed"
     if manifest.settings_differ(model, settings):
         return None  # not stale but incompatible: load_index refuses with a message
-    if manifest.vectors.endswith("+int8") and wants_exact(settings):
-        return "exact passage vectors asked for (the index holds int8 ones)"
+    if manifest.vectors.endswith(("+int8", "+fp16", "+bf16")) and wants_exact(settings):
+        kind = manifest.vectors.rpartition("+")[2]
+        return f"exact passage vectors asked for (the index holds {kind} ones)"
     if str(manifest.generation) != (archive.meta("generation") or ""):
         return "index files do not match the archive"
     problems = integrity.file_problems(location.index_dir, manifest.files, manifest_mtime(location.index_dir))
@@ -178,8 +179,9 @@ def _fresh_vectors(embedder, texts: list[str], settings: Settings, progress: Pro
         yield from stream(texts, COMMIT_EVERY, None if progress is None else
                           (lambda done, _: progress(done, total, "embedding")))
         return
-    for start in range(0, len(texts), COMMIT_EVERY):
-        batch = texts[start:start + COMMIT_EVERY]
+    step = getattr(embedder, "commit_every", COMMIT_EVERY)  # a GPU takes far more texts per call
+    for start in range(0, len(texts), step):
+        batch = texts[start:start + step]
         yield range(start, start + len(batch)), embedder.encode(
             batch, batch_size=settings.embed_batch_size, progress=_offset(progress, start, len(texts)))
 
