@@ -11,20 +11,15 @@ import pytest
 
 from support.http import static
 from support.routes import page
-from support.serving import Engine, build_library, isolated_env
+from support.serving import running_library
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, http_server, _session_cache):
-    folder = tmp_path_factory.mktemp("serve-engine")
-    env = isolated_env(folder, _session_cache)
-    queue, index = build_library(folder, http_server, env)
-    engine = Engine.start(queue, index, env)
-    engine.env = env
-    yield engine, queue
-    engine.stop()
+    with running_library(tmp_path_factory.mktemp("serve-engine"), http_server, _session_cache) as (engine, queue):
+        yield engine, queue
 
 
 def search(engine, q, **params):

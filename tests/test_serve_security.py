@@ -7,20 +7,15 @@ import sys
 
 import httpx
 import pytest
-from support.serving import HOSTILE_TEXT, Engine, build_library, isolated_env
+from support.serving import HOSTILE_TEXT, Engine, running_library
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, http_server, _session_cache):
-    folder = tmp_path_factory.mktemp("serve-security")
-    env = isolated_env(folder, _session_cache)
-    queue, index = build_library(folder, http_server, env)
-    engine = Engine.start(queue, index, env)
-    engine.env = env
-    yield engine, queue
-    engine.stop()
+    with running_library(tmp_path_factory.mktemp("serve-security"), http_server, _session_cache) as (engine, queue):
+        yield engine, queue
 
 
 def csrf_of(engine) -> str:

@@ -9,6 +9,7 @@ The port comes from the engine file the server writes into the index folder (``-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 
 @dataclass
@@ -118,6 +120,20 @@ def build_library(folder: Path, http_server, env: dict) -> tuple[Path, Path]:
                           env={**env, "RQ_ALLOW_PRIVATE": "1", "RQ_FETCH_HOST_DELAY": "0"})
     assert proc.returncode == 0, proc.stderr
     return path, index
+
+
+@contextlib.contextmanager
+def running_library(folder: Path, http_server, cache: Path) -> Iterator[tuple["Engine", Path]]:
+    """build_library's queue served by a real engine for a module's tests: (engine, queue file);
+    ``engine.env`` is the environment it runs in, for `rq` processes beside it. Stopped after."""
+    env = isolated_env(folder, cache)
+    queue, index = build_library(folder, http_server, env)
+    engine = Engine.start(queue, index, env)
+    engine.env = env
+    try:
+        yield engine, queue
+    finally:
+        engine.stop()
 
 
 def rq_json(*args, env: dict) -> tuple[int, object]:
