@@ -96,17 +96,17 @@ def test_ingest_and_index_on_ray_land_in_the_same_archive_and_index_as_a_local_r
 
 def test_per_host_limits_hold_across_the_cluster_not_per_worker(tmp_path, http_server, ray_cluster):
     # Two workers fetch three links each from one host; with fetch_per_host=1 and a 0.5 s delay
-    # the host must see one request at a time, starts 0.5 s apart (less what the network takes
-    # to carry a request: the server sees arrivals, the turns are taken before sending).
+    # the host must see one request at a time, starts 0.5 s apart (less the jitter of carrying a
+    # request on a loaded machine: the server sees arrivals, the turns are taken before sending).
     seen: list[tuple[float, float]] = []
     lock = threading.Lock()
 
     def timed(req):
         start = time.monotonic()
         time.sleep(0.15)
-        static(page("Timed", "A page that records when it was asked for. " * 20))(req)
-        with lock:
+        with lock:  # the end noted before the answer goes out: the client cannot be done before it
             seen.append((start, time.monotonic()))
+        static(page("Timed", "A page that records when it was asked for. " * 20))(req)
 
     urls = [http_server.route(f"/ray/polite/{i}", timed) for i in range(6)]
     queue = write_queue(tmp_path / "q.md", [(f"polite {i}", url) for i, url in enumerate(urls)])
@@ -119,8 +119,8 @@ def test_per_host_limits_hold_across_the_cluster_not_per_worker(tmp_path, http_s
     assert summary.fetched == 6, summary.failures
     seen.sort()
     for (start, end), (next_start, _) in zip(seen, seen[1:]):
-        assert next_start >= end - 0.01, "two requests to one host were in flight at once"
-        assert next_start - start >= 0.4, "requests to one host started less than fetch_host_delay apart"
+        assert next_start >= end, "two requests to one host were in flight at once"
+        assert next_start - start >= 0.3, "requests to one host started less than fetch_host_delay apart"
 
 
 def test_rq_index_engine_ray_joins_a_running_cluster_by_address(tmp_path, site, ray_cluster):
@@ -140,7 +140,9 @@ def test_rq_index_engine_ray_joins_a_running_cluster_by_address(tmp_path, site, 
     built = rq("index", "--index", tmp_path / "ray", "--engine", "ray", "--address", ray_cluster, "--json")
     assert built.returncode == 0, built.stderr
     assert "engine: ray (the Ray cluster at" in built.stderr
-    assert json.loads(built.stdout)["embedded"] == json.loads(local.stdout)["index"]["embedded"]
+    report, local_report = json.loads(built.stdout), json.loads(local.stdout)
+    assert (report["engine"], local_report["engine"], local_report["index"]["engine"]) == ("ray", "local", "local")
+    assert report["embedded"] == local_report["index"]["embedded"]
     for query in ("streaming user embeddings",):
         answers = [rq("search", query, "--index", tmp_path / where, "--json") for where in ("local", "ray")]
         assert all(a.returncode == 0 for a in answers), answers[1].stderr

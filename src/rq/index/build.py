@@ -54,6 +54,7 @@ class IndexReport:
     cut: list[dict] = field(default_factory=list)
     profiles: int = 0  # title/note entries embedded beside the passages, one per resource
     windows: int = 0  # dense windows (dense_window_words) embedded beside the passages
+    engine: str = "local"  # where texts were embedded: local, or ray (a Ray cluster)
 
 
 def content_key(queue: Queue, archive: Archive, settings: Settings, model_id: str) -> str:
@@ -134,11 +135,12 @@ def build_index(settings: Settings, progress: Progress | None = None, force: boo
                 _restamp(location, manifest)
                 return IndexReport(str(location.index_dir), False, "up to date", manifest.passages,
                                    manifest.resources, 0, manifest.passages, manifest.vector_index,
-                                   time.monotonic() - started)
+                                   time.monotonic() - started, engine=settings.engine)
             report = _build(location, queue, archive, settings, embedder, progress, reason or "settings changed")
         finally:
             archive.close()
     report.seconds = time.monotonic() - started
+    report.engine = settings.engine
     return report
 
 

@@ -81,7 +81,7 @@ def ingest(settings: Settings, progress: Progress | None = None, notice: Notice 
     queue = read_queue(location.queue_path)
     started = time.monotonic()
     summary = IngestSummary(queue=str(location.queue_path), index=str(location.index_dir),
-                            resources=len(queue.resources))
+                            resources=len(queue.resources), engine=settings.engine)
     with writer_lock(location.index_dir, notice=notice):
         archive = open_archive(location.index_dir, location.queue_key)
         try:

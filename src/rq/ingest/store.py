@@ -44,6 +44,7 @@ class IngestSummary:
     changed_since_read: int = 0  # pages marked read whose text changed in this run (see rq.ingest.changes)
     changes: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    engine: str = "local"  # where pages were fetched and extracted: local, or ray (a Ray cluster)
 
     @property
     def did_something(self) -> bool:

@@ -119,7 +119,7 @@ class RayEmbedder:
     def _encode_plan(self, ray, blocks: list):
         return ray.data.from_arrow(blocks).map_batches(
             _Encoder, fn_constructor_args=(self._worker_settings(), vectors_key(self.local)),
-            batch_size=BATCHES_PER_CALL, batch_format="numpy", num_cpus=1,
+            batch_size=BATCHES_PER_CALL, batch_format="numpy", num_cpus=1, num_gpus=1 if self._on_gpu else None,
             # A worker that dies fails the run rather than restarting: what was embedded is cached
             # and the next run resumes there (Ray also warns on stderr about a restartable actor
             # built from arguments in its object store, as every Ray Data actor is).
@@ -127,10 +127,15 @@ class RayEmbedder:
             # No more actors than blocks: an actor with nothing to do still loads the model.
             compute=ray.data.ActorPoolStrategy(size=min(self.cluster.workers, len(blocks))))
 
+    @property
+    def _on_gpu(self) -> bool:
+        return getattr(self.local, "device", "cpu") == "cuda"
+
     def _worker_settings(self) -> Settings:
         # One CPU per actor (Ray schedules them so), hence one thread each; engine local, so that an
-        # actor's own encoder embeds in place instead of asking Ray again.
-        return self.settings.replace(threads=1, engine="local")
+        # actor's own encoder embeds in place instead of asking Ray again; the device this machine
+        # embeds on, so that a worker on a GPU node does not make fp16 vectors for an int8 index.
+        return self.settings.replace(threads=1, engine="local", embed_device="cuda" if self._on_gpu else "cpu")
 
 
 def _blocks(texts: Sequence[str], batches: list[np.ndarray], workers: int) -> list:
