@@ -1,9 +1,9 @@
 """A compressed vector index for collections past what flat or HNSW vectors hold in memory.
 
 At d=384 a flat float32 vector is 1,536 bytes and an HNSW graph adds ~256 more: 10M passages
-would need ~18 GB of RAM. Here each vector is an OPQ-rotated product-quantised code of
-PQ_M bytes in an inverted file (IVF), plus FAISS's 8-byte id: ~40 bytes a vector, 400 MB at
-10M. The codes only shortlist candidates; the shortlist is re-ranked by the exact vectors,
+would need ~18 GB of RAM. Here each vector is a product-quantised code of PQ_M bytes (of its
+residual to its list's centroid) in an inverted file (IVF), plus FAISS's 8-byte id: ~40 bytes a
+vector, 400 MB at 10M. The codes only shortlist candidates; the shortlist is re-ranked by the exact vectors,
 kept on disk in a .npy file read memory-mapped, so only the rows of the shortlist are read.
 
 Files (``path`` is the vector index file the manifest names):
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import math
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -29,7 +30,7 @@ from rq.errors import ArchiveError
 PARTS = (".ivf", ".npy")  # side files, named after the header file
 PQ_M = 32  # code bytes a vector: 384 dims in 32 sub-vectors of 12, 8 bits each
 TRAIN_SEED = 1234
-SHARD_ROWS = 131_072  # vectors added per step: bounds the OPQ-rotated copy held at once
+SHARD_ROWS = 131_072  # vectors added per step: bounds the copies FAISS makes while encoding
 # The shortlist re-ranked by exact vectors: a PQ32 code orders the near neighbours only roughly,
 # so the true top 10 is looked for among many more candidates; reading 200 rows of 1.5 KB from
 # the memory-mapped file and one small matrix product costs well under a millisecond.
@@ -46,11 +47,16 @@ def plan_nlist(n: int) -> int:
 
 
 def build_ivfpq(vectors: np.ndarray, threads: int, nlist: int = 0, pq_m: int = PQ_M,
-                train_rows: int = 0, shard_rows: int = SHARD_ROWS) -> tuple[Any, int, float]:
-    """Train an OPQ + IVF + PQ index on a seeded sample of ``vectors``, add every vector shard by
+                train_rows: int = 0, shard_rows: int = SHARD_ROWS,
+                timings: dict | None = None) -> tuple[Any, int, float]:
+    """Train an IVF + PQ index on a seeded sample of ``vectors``, add every vector shard by
     shard (FAISS ids = row numbers), and choose nprobe on a measured recall. Returns the index,
-    nprobe and the recall@10 measured with it."""
+    nprobe and the recall@10 measured with it. ``timings``, when given, is filled with the seconds
+    of each step (train, each shard's add, the nprobe choice): what benchmarks/bench_scale.py
+    projects a larger build from."""
     import faiss
+
+    clock = {} if timings is None else timings
 
     faiss.omp_set_num_threads(threads)
     n, dim = vectors.shape
@@ -60,16 +66,31 @@ def build_ivfpq(vectors: np.ndarray, threads: int, nlist: int = 0, pq_m: int = P
     pq_m = max(1, min(pq_m, dim // 8))
     if dim % pq_m:
         raise ValueError(f"dimension {dim} is not a multiple of {pq_m} sub-quantisers")
-    index = faiss.index_factory(dim, f"OPQ{pq_m},IVF{nlist},PQ{pq_m}", faiss.METRIC_INNER_PRODUCT)
+    # "np": no polysemous training. index_factory turns it on for IVF-PQ, and at 32 sub-quantisers
+    # its simulated annealing alone ran >10 minutes on 2 cores whatever n is (seen at n = 50,000);
+    # it only reorders codes for Hamming-distance filtering (polysemous_ht), which rq never uses.
+    # No OPQ rotation either: at d=384 its training (50 rounds of PQ training and a 384x384 SVD on
+    # up to 65,536 rows) took >5 minutes at n = 50,000 on 2 cores, and >3.5 minutes with 10 rounds,
+    # while plain PQ32 trained with the coarse quantiser in 50 s at 100,000 and the shortlist
+    # re-ranked by exact vectors reached 0.94 recall@10 at nprobe 32 (0.3 ms a query): the exact
+    # re-ranking, not a better code, is what recall rests on (benchmarks/RESULTS.md, issue 17).
+    index = faiss.index_factory(dim, f"IVF{nlist},PQ{pq_m}np", faiss.METRIC_INNER_PRODUCT)
     # 64 points per centroid trains the coarse quantiser well (FAISS's k-means caps at 256 anyway);
     # a seeded sample keeps two builds of the same vectors identical.
     rows = min(n, train_rows or max(64 * nlist, 65_536))
     sample = np.random.default_rng(TRAIN_SEED).choice(n, rows, replace=False) if rows < n else np.arange(n)
+    started = time.perf_counter()
     index.train(np.ascontiguousarray(vectors[np.sort(sample)]))
+    clock.update(nlist=nlist, pq_m=pq_m, train_rows=int(rows), train_s=time.perf_counter() - started,
+                 shard_rows=shard_rows, shard_s=[])
     for start in range(0, n, shard_rows):
         stop = min(n, start + shard_rows)
+        started = time.perf_counter()
         index.add_with_ids(np.ascontiguousarray(vectors[start:stop]), np.arange(start, stop, dtype=np.int64))
+        clock["shard_s"].append(time.perf_counter() - started)
+    started = time.perf_counter()
     nprobe, recall = choose_nprobe(index, vectors, nlist)
+    clock.update(nprobe_s=time.perf_counter() - started, nprobe=nprobe, calibration_recall=recall)
     return index, nprobe, recall
 
 
