@@ -76,6 +76,12 @@ def test_save_and_reload_give_identical_results_from_memory_mapped_files(data, b
         np.testing.assert_array_equal(D0, D1)
     np.testing.assert_array_equal(loaded.vectors_of(np.array([5, 17])), data[0][[5, 17]])
     assert loaded.matrix() is None  # no all-vectors matrix: callers take the search path
+    # The map is advised for random reads (MADV_RANDOM); advice on an array with no map is a no-op.
+    from rq.index.compressed import _random_access
+
+    _random_access(np.zeros(3, np.float32))
+    _random_access(loaded._exact)
+    np.testing.assert_array_equal(loaded.vectors_of(np.array([N - 1])), data[0][[N - 1]])
     header = json.loads(path.read_bytes()[14:].decode(errors="ignore").split("\n")[0][: path.stat().st_size])
     assert header["payload_bytes"] == 0 and set(header["parts"]) == {".ivf", ".npy"}
     # Code bytes + an 8-byte id a vector in the FAISS file (40 at 384 dims), plus small quantisers.
