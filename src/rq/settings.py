@@ -89,7 +89,7 @@ class Settings:
     embed_bulk: str = "int8"
     vector_index: str = "auto"  # auto | flat | hnsw | ivfpq
     hnsw_above: int = 200_000  # passages: exact search is faster below this (benchmarks/RESULTS.md)
-    # Passages past which auto compresses the vectors (OPQ+IVF+PQ, ~40 B each, memory-mapped, re-ranked
+    # Passages past which auto compresses the vectors (IVF+PQ, ~40 B each, memory-mapped, re-ranked
     # by exact vectors): flat or HNSW vectors of 5M passages take ~9 GB of RAM (rq.index.vectors).
     compressed_above: int = 5_000_000
     # Where passages are embedded: auto takes a CUDA GPU when torch sees one, else the CPU default;

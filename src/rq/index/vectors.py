@@ -80,7 +80,7 @@ class VectorIndex:
               hnsw_above: int = DEFAULT_HNSW_ABOVE, meta: Mapping[str, Any] | None = None,
               threads: int = 0, m: int = HNSW_M, ef_construction: int = HNSW_EF_CONSTRUCTION,
               ef_search: int = HNSW_EF_SEARCH, compressed_above: int = DEFAULT_COMPRESSED_ABOVE,
-              nlist: int = 0) -> "VectorIndex":
+              nlist: int = 0, timings: dict | None = None) -> "VectorIndex":
         vectors = _as_matrix(vectors)
         ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
         if len(ids) != len(vectors):
@@ -102,7 +102,7 @@ class VectorIndex:
                 # The exact vectors are found by position; rq numbers passages 0..n-1 anyway.
                 raise ValueError("a compressed index takes ids 0..n-1 in order")
             threads = threads or usable_cpus()
-            index, nprobe, recall = build_ivfpq(vectors, threads, nlist=nlist)
+            index, nprobe, recall = build_ivfpq(vectors, threads, nlist=nlist, timings=timings)
             return cls(index, kind, dim, meta, threads, ef_search, exact=vectors, nprobe=nprobe, recall=recall)
         if kind == "flat":
             inner = faiss.IndexFlatIP(dim)
