@@ -116,19 +116,20 @@ def equality(corpora: dict, ds: Dataset) -> dict:
     return out
 
 
-def ingest_runs(ds: Dataset, pages: int, root: Path) -> dict:
+def ingest_runs(ds: Dataset, pages: int, root: Path, latency: float = 0.0, hosts: int = 4) -> dict:
     from support.http import FixtureServer, static
     from support.queues import write_queue
-    from support.routes import page
+    from support.routes import page, slow
 
     from rq.ingest.pipeline import ingest
     from rq.settings import Settings
 
-    servers = [FixtureServer(f"127.0.0.{i}").start() for i in range(1, 5)]
+    servers = [FixtureServer(f"127.0.0.{i}").start() for i in range(1, hosts + 1)]
     items = []
     for i in range(pages):
         body = page(ds.titles[i] or f"Document {i}", *[p for p in ds.texts[i].split(". ") if p])
-        items.append((ds.titles[i] or f"Document {i}", servers[i % 4].route(f"/doc/{i}", static(body))))
+        route = slow(latency, static(body)) if latency else static(body)  # a far server answers late
+        items.append((ds.titles[i] or f"Document {i}", servers[i % hosts].route(f"/doc/{i}", route)))
     results = {}
     try:
         for name, overrides in RUNS:
@@ -153,19 +154,32 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--docs", type=int, default=300, help="SciFact documents indexed per run")
     parser.add_argument("--pages", type=int, default=240, help="pages served and ingested per run")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out")
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="seconds each page takes to answer in the ingest runs (a far server)")
+    parser.add_argument("--hosts", type=int, default=4, help="loopback hosts serving the pages (127.0.0.1-N)")
+    parser.add_argument("--only", choices=("index", "ingest"), default=None, help="run one part only")
     args = parser.parse_args(argv)
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    from rq.index.encoders.store import export_once
+    from rq.settings import Settings
+
     ds = subset(load_beir(DATA / "beir" / "scifact", ["test"]), max(args.docs, args.pages))
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:
-        os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")  # exports are shared: made once here
+        # Before Ray starts, so that its workers share this run's model export.
+        os.environ["XDG_CACHE_HOME"] = str(Path(tmp) / "cache")
+        export_once(Settings())  # the machine's ONNX export, made before any run is timed
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         result = {"machine": f"{os.cpu_count()} CPUs", "docs": args.docs, "pages": args.pages,
                   "ray": ray.__version__,
-                  "index": index_runs(subset(ds, args.docs), Path(tmp) / "index"),
-                  "ingest": ingest_runs(ds, args.pages, Path(tmp))}
+                  "latency_s": args.latency, "hosts": args.hosts}
+        if args.only != "ingest":
+            result["index"] = index_runs(subset(ds, args.docs), Path(tmp) / "index")
+        if args.only != "index":
+            result["ingest"] = ingest_runs(ds, args.pages, Path(tmp), args.latency, args.hosts)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench_ray.json").write_text(json.dumps(result, indent=1))
+    name = "bench_ray.json" if not args.only else f"bench_ray-{args.only}-latency{args.latency:g}.json"
+    (args.out / name).write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
     return result
 

@@ -3,6 +3,7 @@
 
     python benchmarks/bench_scale.py [--n 1000000] [--queries 1000] [--kind auto|ivfpq]
                                      [--index-dir benchmarks/out/scifact-index] [--out benchmarks/out]
+    python benchmarks/bench_scale.py --ray [--docs 300] [--pages 240]   (bench_ray.py: --engine ray)
 
 Data: the passage vectors of a built rq index (--index-dir; by default the SciFact index the
 retrieval benchmark ships: 19,154 passages of 5,183 abstracts, all-MiniLM-L6-v2), each repeated
@@ -604,4 +605,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if "--ray" in sys.argv[1:]:
+        # --engine ray against a local run (throughput with 1 and 2 workers, equality): bench_ray.py.
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_ray import main as ray_main
+
+        ray_main([a for a in sys.argv[1:] if a != "--ray"])
+        sys.exit(0)
     sys.exit(main())
