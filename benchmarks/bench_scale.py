@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from common import proc_status_mb  # noqa: E402
 
-from rq.index.threads import usable_cpus  # noqa: E402
+from rq.threads import usable_cpus  # noqa: E402
 from rq.index.vectors import HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH, HNSW_M, VectorIndex  # noqa: E402
 from rq.settings import Settings  # noqa: E402
 
@@ -118,6 +118,19 @@ def noisy_copies(base: np.ndarray, n: int, sigma: float, seed: int, offset: int 
     return out
 
 
+def exact_one_query_ms(data: np.ndarray, queries: np.ndarray) -> list[float]:
+    """Wall ms of an exact top-10 search (faiss.knn) for each query alone, on one thread."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    times = []
+    for q in queries:
+        t = time.perf_counter()
+        faiss.knn(q[None, :], data, 10, metric=faiss.METRIC_INNER_PRODUCT)
+        times.append((time.perf_counter() - t) * 1000)
+    return times
+
+
 def exact_top(data: np.ndarray, queries: np.ndarray, k: int, threads: int) -> np.ndarray:
     import faiss
 
@@ -177,8 +190,6 @@ def md_table(header: list[str], rows: list[list]) -> str:
 
 def run(base: np.ndarray, real_queries: np.ndarray, n: int, n_queries: int, sigma: float, threads: int,
         ef_sweep: list[int], m: int, ef_construction: int, ef_search: int, index_file: Path | None) -> dict:
-    import faiss
-
     settings = Settings()
     real_queries = real_queries[:n_queries]
     print(f"# rq vector index at {n:,} x {base.shape[1]}\n")
@@ -199,12 +210,7 @@ def run(base: np.ndarray, real_queries: np.ndarray, n: int, n_queries: int, sigm
     truth_s = time.perf_counter() - start
     print(f"exact top-10 of {2 * n_queries} queries (faiss.knn, {threads} threads) in {truth_s:.1f} s", flush=True)
 
-    faiss.omp_set_num_threads(1)
-    flat_ms = []
-    for q in real_queries[:50]:
-        t = time.perf_counter()
-        faiss.knn(q[None, :], data, 10, metric=faiss.METRIC_INNER_PRODUCT)
-        flat_ms.append((time.perf_counter() - t) * 1000)
+    flat_ms = exact_one_query_ms(data, real_queries[:50])
     print(f"exact search, one query on one thread: median {np.median(flat_ms):.1f} ms", flush=True)
 
     rss_before = rss_mb()
@@ -401,12 +407,7 @@ def run_compressed(base: np.ndarray, real_queries: np.ndarray, n: int, n_queries
     truth_s = time.perf_counter() - start
     print(f"exact top-10 of {sum(map(len, sets.values()))} queries (faiss.knn, {threads} threads) in {truth_s:.1f} s",
           flush=True)
-    faiss.omp_set_num_threads(1)
-    flat_ms = []
-    for q in real_queries[:20]:
-        t = time.perf_counter()
-        faiss.knn(q[None, :], data, 10, metric=faiss.METRIC_INNER_PRODUCT)
-        flat_ms.append((time.perf_counter() - t) * 1000)
+    flat_ms = exact_one_query_ms(data, real_queries[:20])
 
     results = {"kind": "ivfpq", "n": n, "dim": int(base.shape[1]), "sigma": sigma, "threads": threads,
                "base_vectors": len(base), "generate_s": round(gen_s, 1),

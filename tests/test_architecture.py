@@ -64,7 +64,7 @@ def test_every_part_is_a_package_named_in_the_architecture_page():
         assert f"`{part}/`" in page, f"docs/architecture.md does not describe rq/{part}/"
     loose = sorted(p.name for p in SRC.glob("*.py"))
     assert loose == ["__init__.py", "__main__.py", "cluster.py", "errors.py", "files.py", "paths.py", "settings.py",
-                     "words.py"]
+                     "threads.py", "words.py"]
 
 
 def test_the_architecture_page_names_every_module():

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from rq.errors import ConfigError, RqError
 from rq.settings import Settings
+from rq.threads import usable_cpus
 
 INSTALL_HINT = "install rq's scale extra: pip install -e '.[scale]' in rq's folder (or pip install 'ray[data]')"
 
@@ -25,7 +26,6 @@ class Cluster:
     address: str  # the GCS address (HOST:PORT) other machines and processes join
     workers: int  # embedding actors and fetch tasks at once
     cpus: int  # CPUs the cluster has in all
-    started_here: bool  # a Ray of rq's own, started by this process
 
 
 def ray_module():
@@ -41,15 +41,13 @@ def connect(settings: Settings) -> Cluster:
     """Join (or start) the Ray cluster the settings name, once per process; a process that already
     joined one (a test session, a notebook) keeps it. Raises RqError when it cannot be reached."""
     ray = ray_module()
-    started_here = False
     if not ray.is_initialized():
         address = settings.ray_address or os.environ.get("RAY_ADDRESS") or None
         options = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False,
                    "configure_logging": True}
         if address is None:
             # A Ray of rq's own on this machine: as many CPUs as rq would use itself.
-            options["num_cpus"] = settings.threads or _usable_cpus()
-            started_here = True
+            options["num_cpus"] = settings.threads or usable_cpus()
         if address not in (None, "auto"):
             _check_reachable(address)  # ray.init retries an unreachable head node for minutes
         try:
@@ -65,7 +63,7 @@ def connect(settings: Settings) -> Cluster:
     if settings.ray_workers > cpus:
         raise ConfigError(f"setting ray_workers: {settings.ray_workers} workers asked for, but the Ray cluster "
                           f"has {cpus} CPUs; use at most {cpus} (0 takes one per CPU)")
-    return Cluster(ray.get_runtime_context().gcs_address, workers, cpus, started_here)
+    return Cluster(ray.get_runtime_context().gcs_address, workers, cpus)
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
@@ -94,19 +92,6 @@ def _quiet_data(ray) -> None:
     context.print_on_execution_start = False
     # Ray Data logs each run's plan and its own tuning hints; what matters reaches rq as an exception.
     logging.getLogger("ray.data").setLevel(logging.ERROR)
-
-
-def _usable_cpus() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def shutdown(cluster: Cluster) -> None:
-    """Stop a Ray this process started itself; a joined cluster is left running."""
-    if cluster.started_here:
-        ray_module().shutdown()
 
 
 def failure_line(exc: BaseException) -> str:

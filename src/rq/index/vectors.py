@@ -24,7 +24,7 @@ import numpy as np
 
 from rq.errors import ArchiveError, IndexMismatchError, RqError
 from rq.files import atomic_write_bytes
-from rq.index.threads import usable_cpus
+from rq.threads import usable_cpus
 
 MAGIC = b"RQVECTORS\0"
 FORMAT = 1

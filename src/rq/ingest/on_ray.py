@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import pickle
 import threading
 import time
@@ -51,8 +52,7 @@ class ClusterGate:
 
     @contextlib.contextmanager
     def slot(self, host: str, deadline: float) -> Iterator[None]:
-        import ray
-
+        ray = ray_module()
         while True:
             if self.cancelled.is_set():
                 raise Failure("error", "cancelled")
@@ -62,7 +62,8 @@ class ClusterGate:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise Failure("timeout", f"no turn at {host} before the deadline")
-            self.cancelled.wait(min(left, wait, POLL_S) if wait != float("inf") else min(left, POLL_S))
+            # A known wait (the host's next start) is slept whole; a busy host is asked again soon.
+            self.cancelled.wait(min(left, POLL_S if wait == math.inf else wait))
         try:
             yield
         finally:
@@ -78,12 +79,11 @@ def _fetch_batch(batch: dict, settings: Settings, turns) -> dict:
 
     requests = [pickle.loads(blob) for blob in batch["request"]]
     known = dict(zip((r.key for r in requests), batch["known"]))
-    keys, results, knowns = [], [], []
+    results, knowns = [], []
     for result in fetch_all(requests, settings, gate=ClusterGate(turns)):
-        keys.append(result.request.key)
         results.append(pickle.dumps(result))
         knowns.append(known[result.request.key])
-    return {"key": keys, "result": results, "known": knowns}
+    return {"result": results, "known": knowns}
 
 
 class _Extractor:
@@ -105,7 +105,7 @@ class _Extractor:
                 doc = pickle.dumps(self.pool.extract(result.body, result.content_type,
                                                      result.final_url or result.request.url, self.settings))
             docs.append(doc)
-        return {"key": batch["key"], "result": batch["result"], "doc": docs}
+        return {"result": batch["result"], "doc": docs}
 
 
 class _Extracted:
@@ -156,15 +156,14 @@ def fetch_and_store(archive: Archive, requests: list, settings: Settings, summar
 
 
 def _run(requests: list, archive: Archive, settings: Settings, workers: int) -> Iterator[tuple]:
-    """(FetchResult, Extracted or None) for every request, in queue order, from the cluster."""
+    """(FetchResult, Extracted or None) for every request from the cluster, batch by batch in queue
+    order (within a batch, as the fetches finish)."""
     ray = ray_module()
-
-    known = {}
+    rows = []
     for request in requests:
-        previous = archive.document(request.key)
-        known[request.key] = previous["body_sha"] if previous is not None else ""
+        previous = archive.document(request.key)  # its body is not extracted again
+        rows.append({"request": pickle.dumps(request), "known": previous["body_sha"] if previous is not None else ""})
     turns = ray.remote(num_cpus=0)(TurnBook).remote(settings.fetch_per_host, settings.fetch_host_delay)
-    rows = [{"request": pickle.dumps(r), "known": known[r.key]} for r in requests]
     per_task = max(1, min(LINKS_PER_TASK, -(-len(rows) // workers)))  # every worker gets links
     blocks = -(-len(rows) // per_task)
     with warnings.catch_warnings():

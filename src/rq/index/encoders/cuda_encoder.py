@@ -30,7 +30,7 @@ import numpy as np
 from rq.errors import RqError
 from rq.index.encoders.model import BUNDLED_NAME, load_tokenizer
 from rq.index.encoders.torch_encoder import Embedder
-from rq.index.threads import usable_cpus
+from rq.threads import usable_cpus
 
 Progress = Callable[[int, int], None]
 

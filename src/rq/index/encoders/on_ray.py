@@ -41,7 +41,6 @@ class _Encoder:
         if key != expected_key:
             raise RqError(f"a Ray worker would embed as {key}, not {expected_key} like this machine; "
                           "install the same rq and model on every node")
-        self.batch_size = settings.embed_batch_size
 
     def __call__(self, batch: dict) -> dict:
         # Each row is one batch exactly as the local run would form it: encoded as one.

@@ -31,7 +31,7 @@ from rq.index.encoders.sidecar import (
     sha256_file,
     stamp,
 )
-from rq.index.threads import usable_cpus
+from rq.threads import usable_cpus
 
 Progress = Callable[[int, int], None]
 

@@ -22,7 +22,7 @@ from rq.index.encoders.model import (
     piece_counts,
     resolve_model,
 )
-from rq.index.threads import usable_cpus
+from rq.threads import usable_cpus
 
 Progress = Callable[[int, int], None]
 

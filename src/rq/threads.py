@@ -1,4 +1,4 @@
-"""How many threads rq's numeric libraries may use."""
+"""How many CPUs rq may use: threads of its numeric libraries, the CPUs of a Ray of its own."""
 
 from __future__ import annotations
 
