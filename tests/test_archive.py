@@ -152,3 +152,14 @@ def test_an_archive_from_before_extractor_versions_marks_its_documents_for_extra
         assert (row["text"], row["extractor"]) == ("Some text", None)  # kept, and known to be old
     finally:
         archive.close()
+
+
+def test_a_reader_meeting_an_archive_still_being_created_sees_an_empty_one(tmp_path):
+    # `rq ingest` creates archive.sqlite, then its tables (in one transaction): a `rq status` that
+    # opens the file in between finds no tables, and must answer as for no archive, not fail.
+    queue = write_queue(tmp_path / "reading.md", [("Page", "https://example.org/page")])
+    index = tmp_path / "ix"
+    index.mkdir()
+    sqlite3.connect(index / "archive.sqlite").close()  # the file exists, with no table yet
+    proc = rq("status", "--queue", queue, "--index", index, "--json")
+    assert json.loads(proc.stdout)["resources"] == 1

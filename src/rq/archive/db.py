@@ -21,7 +21,7 @@ from typing import Any, Iterator
 from rq.archive.connect import cannot_open, connect, connect_to_read, out_of_room
 from rq.archive.lock import try_writer_lock
 from rq.archive.records import FetchRecord
-from rq.archive.schema import SCHEMA, SCHEMA_VERSION, migrate
+from rq.archive.schema import SCHEMA, SCHEMA_VERSION, create_tables, has_tables, migrate
 from rq.errors import ArchiveError, DiskFullError
 from rq.files import atomic_write_bytes, is_disk_full
 
@@ -315,7 +315,7 @@ def open_archive(folder: Path, queue_key: str, create: bool = True) -> Archive:
         folder.mkdir(parents=True, exist_ok=True)
         conn = connect(db_path)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.executescript(SCHEMA)
+        create_tables(conn)
     except (OSError, sqlite3.Error) as exc:
         raise cannot_open(exc, folder) from None
     archive = Archive(folder, conn)
@@ -331,9 +331,13 @@ def open_archive_to_read(folder: Path, queue_key: str) -> Archive:
     db_path = folder / DB_FILE
     read_only = False
     try:
+        conn = None
         if db_path.exists():
             conn, read_only = connect_to_read(db_path)
-        else:
+            if not has_tables(conn):  # another rq process has only begun to create it
+                conn.close()
+                conn, read_only = None, False
+        if conn is None:
             conn = connect(":memory:")
             conn.executescript(SCHEMA)
     except (OSError, sqlite3.Error) as exc:

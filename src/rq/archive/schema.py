@@ -103,3 +103,15 @@ def _extractor_column(conn: sqlite3.Connection) -> None:
     columns = {row[1] for row in conn.execute("PRAGMA table_info(documents)")}
     if "extractor" not in columns:
         conn.execute("ALTER TABLE documents ADD COLUMN extractor INTEGER")
+
+
+def create_tables(conn: sqlite3.Connection) -> None:
+    """The current schema's tables, all in one transaction: a command reading the folder while
+    another creates its archive sees either every table or none (rq.archive.db.open_archive_to_read
+    reads "none" as no archive yet), never some without the others."""
+    conn.executescript(f"BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;")
+
+
+def has_tables(conn: sqlite3.Connection) -> bool:
+    """Whether the database holds rq's tables (a file another process has only begun to create does not)."""
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is not None
